@@ -1,0 +1,1 @@
+"""farmwatch collector: subscribes to every farm's readings and writes them to InfluxDB."""

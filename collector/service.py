@@ -1,0 +1,107 @@
+"""The collector service: wires the MQTT session, the ingestor and the database writer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import msgspec
+import paho.mqtt.client as paho
+
+from collector.ingest import Delivery, Ingestor
+from collector.settings import CollectorSettings
+from collector.writers import InfluxV1Writer, InfluxV2Writer, PointWriter
+from farmwatch_shared.clock import Clock
+from farmwatch_shared.contract import (
+    DEAD_LETTER_TOPIC,
+    READINGS_SUBSCRIPTION,
+    STATUS_SUBSCRIPTION,
+    DeadLetter,
+)
+from farmwatch_shared.mqtt import MqttSession
+from farmwatch_shared.problems import ProblemLog
+
+log = logging.getLogger(__name__)
+_dead_letter_encoder = msgspec.json.Encoder()
+
+
+def make_writer(settings: CollectorSettings) -> PointWriter:
+    """The database output the settings choose."""
+    if settings.influx_api == "v2":
+        assert settings.influx_token is not None  # checked by the settings validator
+        return InfluxV2Writer(
+            settings.influx_url, settings.influx_token, settings.influx_org, settings.influx_bucket
+        )
+    writer = InfluxV1Writer(
+        settings.influx_url,
+        settings.influx_database,
+        settings.influx_retention_policy,
+        settings.influx_username,
+        settings.influx_password,
+    )
+    return writer
+
+
+class Collector:
+    """Subscribes to all farms, writes readings, acknowledges after the write."""
+
+    def __init__(
+        self, settings: CollectorSettings, writer: PointWriter, clock: Clock, problems: ProblemLog
+    ) -> None:
+        self._settings = settings
+        self._problems = problems
+        self.session = MqttSession(
+            settings.mqtt_endpoint(settings.client_id),
+            clean_start=False,
+            session_expiry_s=settings.session_expiry_s,
+            receive_maximum=settings.receive_maximum,
+            manual_ack=True,
+            max_inflight=100,
+            on_connected=self._subscribe,
+            on_message=self._on_message,
+        )
+        self.ingestor = Ingestor(
+            writer=writer,
+            acknowledge=self._ack,
+            dead_letter=self._publish_dead_letter,
+            clock=clock,
+            problems=problems,
+            batch_max_points=settings.batch_max_points,
+        )
+
+    def _subscribe(self, session: MqttSession) -> None:
+        result, _ = session.client.subscribe([(READINGS_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
+        if result != paho.MQTT_ERR_SUCCESS:
+            log.error("subscribe failed: rc=%s", result)
+
+    def _on_message(self, message: paho.MQTTMessage) -> None:
+        delivery = Delivery(message.mid, message.qos, message.topic, bytes(message.payload))
+        self.ingestor.submit(delivery)
+
+    def _ack(self, delivery: Delivery) -> None:
+        if delivery.qos > 0:
+            self.session.client.ack(delivery.mid, delivery.qos)
+
+    def _publish_dead_letter(self, letter: DeadLetter) -> None:
+        info = self.session.publish(DEAD_LETTER_TOPIC, _dead_letter_encoder.encode(letter), qos=1)
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+            self._problems.report("dead_letter_not_queued", f"paho rc={info.rc}")
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set."""
+        self.session.start()
+        worker = threading.Thread(target=self.ingestor.run, args=(stop,), name="ingest")
+        worker.start()
+        while not stop.wait(self._settings.stats_interval_s):
+            stats = self.ingestor.stats
+            log.info(
+                "stats: messages=%d points=%d batches=%d retries=%d dead_letters=%d %s",
+                stats.messages,
+                stats.points_written,
+                stats.batches_written,
+                stats.write_retries,
+                stats.dead_letters,
+                stats.by_cause,
+            )
+        worker.join(10.0)
+        self.session.stop()

@@ -1,0 +1,49 @@
+"""Collector settings: environment variables ``FARMWATCH_COLLECTOR_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from farmwatch_shared.settings import MqttSettings, read_secret_file
+
+
+class CollectorSettings(BaseSettings, MqttSettings):
+    """Broker subscription, database output and batching."""
+
+    model_config = SettingsConfigDict(env_prefix="FARMWATCH_COLLECTOR_", extra="forbid")
+
+    client_id: str = "farmwatch-collector"
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    """Unacknowledged messages the broker may send us: the backpressure bound."""
+    batch_max_points: int = Field(default=5000, ge=1)
+
+    influx_api: Literal["v1", "v2"] = "v1"
+    influx_url: str = "http://localhost:8086"
+    influx_database: str = "farmwatch"
+    influx_retention_policy: str = ""
+    influx_username: str | None = None
+    influx_password: SecretStr | None = None
+    influx_password_file: Path | None = None
+    influx_create_database: bool = True
+    influx_token: SecretStr | None = None
+    influx_token_file: Path | None = None
+    influx_org: str = "farmwatch"
+    influx_bucket: str = "farmwatch"
+
+    log_level: str = "INFO"
+    stats_interval_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> CollectorSettings:
+        if self.influx_password_file is not None:
+            self.influx_password = read_secret_file(self.influx_password_file)
+        if self.influx_token_file is not None:
+            self.influx_token = read_secret_file(self.influx_token_file)
+        if self.influx_api == "v2" and self.influx_token is None:
+            raise ValueError("influx_api v2 needs influx_token or influx_token_file")
+        return self

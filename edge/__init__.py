@@ -1,0 +1,1 @@
+"""farmwatch edge agent: runs on the farm's Raspberry Pi, reads sensors, publishes over MQTT."""

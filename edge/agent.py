@@ -1,0 +1,139 @@
+"""The edge agent: serial lines → outbox (reader thread) → MQTT (main thread)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+
+from edge.farmconfig import SensorConfig
+from edge.outbox import Outbox
+from edge.recorder import ReadingRecorder
+from edge.serial_source import SerialLineSource
+from edge.uplink import AckQueue, Uplink
+from farmwatch_shared.clock import Clock
+from farmwatch_shared.contract import AgentStatus, encode_status, status_topic
+from farmwatch_shared.mqtt import MqttEndpoint, MqttSession, Will
+from farmwatch_shared.problems import ProblemLog
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+class EdgeAgent:
+    """Reads one microcontroller and publishes its readings durably."""
+
+    def __init__(
+        self,
+        *,
+        farm: str,
+        agent: str,
+        sensors: Sequence[SensorConfig],
+        outbox: Outbox,
+        source: SerialLineSource,
+        endpoint: MqttEndpoint,
+        clock: Clock,
+        problems: ProblemLog,
+        batch_max_readings: int = 200,
+        batch_max_age_s: float = 60.0,
+        compress: bool = True,
+        inflight_window: int = 8,
+        status_interval_s: float = 300.0,
+    ) -> None:
+        self.farm = farm
+        self.agent = agent
+        self._outbox = outbox
+        self._source = source
+        self._clock = clock
+        self._problems = problems
+        self._status_interval_s = status_interval_s
+        self._status_topic = status_topic(farm, agent)
+        self._wake = threading.Event()
+        self._status_due = threading.Event()
+        self._acks: AckQueue = queue.SimpleQueue()
+        self.recorder = ReadingRecorder(sensors, outbox, clock, problems)
+        offline = AgentStatus(v=1, farm=farm, agent=agent, state="offline", version=VERSION)
+        self.session = MqttSession(
+            endpoint,
+            clean_start=False,
+            session_expiry_s=7 * 24 * 3600,
+            max_inflight=inflight_window + 2,
+            will=Will(self._status_topic, encode_status(offline)),
+            on_connected=lambda _session: self._status_due.set(),
+            on_published=self._on_published,
+        )
+        self.uplink = Uplink(
+            farm=farm,
+            agent=agent,
+            outbox=outbox,
+            publisher=self.session,
+            acks=self._acks,
+            clock=clock,
+            problems=problems,
+            batch_max_readings=batch_max_readings,
+            batch_max_age_s=batch_max_age_s,
+            compress=compress,
+            window=inflight_window,
+        )
+
+    def _on_published(self, mid: int, accepted: bool) -> None:
+        self._acks.put((mid, accepted))
+        self._wake.set()
+
+    def status(self, state: str = "online") -> AgentStatus:
+        """The status this agent reports now."""
+        return AgentStatus(
+            v=1,
+            farm=self.farm,
+            agent=self.agent,
+            state="online" if state == "online" else "offline",
+            ts=self._clock.now_ms(),
+            version=VERSION,
+            outbox_backlog=self._outbox.backlog(),
+            dropped_total=self._outbox.dropped_total(),
+            rejected_lines=self._problems.total(),
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set, then publish the offline status and disconnect."""
+        reader = threading.Thread(target=self._read, args=(stop,), name="serial", daemon=True)
+        self.session.start()
+        reader.start()
+        next_status = self._clock.monotonic() + self._status_interval_s
+        while not stop.is_set():
+            progressed = self.uplink.pump()
+            now = self._clock.monotonic()
+            if self.session.connected and (self._status_due.is_set() or now >= next_status):
+                self._status_due.clear()
+                self._publish_status("online")
+                next_status = now + self._status_interval_s
+            if not progressed:
+                self._wake.wait(0.05)
+                self._wake.clear()
+        reader.join(2.0)
+        self._drain(timeout_s=2.0)
+        if self.session.connected:
+            self._publish_status("offline")
+        self.session.stop()
+
+    def _read(self, stop: threading.Event) -> None:
+        for item in self._source.lines(stop):
+            reply = self.recorder.handle(item)
+            if reply is not None:
+                self._source.send(reply)
+                self._wake.set()
+
+    def _drain(self, timeout_s: float) -> None:
+        deadline = self._clock.monotonic() + timeout_s
+        while self.uplink.inflight and self._clock.monotonic() < deadline:
+            if not self.uplink.pump():
+                self._wake.wait(0.05)
+                self._wake.clear()
+
+    def _publish_status(self, state: str) -> None:
+        info = self.session.publish(
+            self._status_topic, encode_status(self.status(state)), qos=1, retain=True
+        )
+        if info.rc != 0:
+            self._problems.report("status_not_queued", f"paho rc={info.rc}")

@@ -1,0 +1,70 @@
+"""Units and calibration, in one place: raw device values → calibrated values per sensor config.
+
+Pure functions; the only state (a rain gauge's previous counter) is passed in and returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.farmconfig import RainGauge, SensorConfig, SoilMoistureSensor, WaterLevelSensor
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """A calibrated value; ``volume_l`` for water levels; ``counter`` the gauge state to keep."""
+
+    value: float
+    volume_l: float | None = None
+    counter: float | None = None
+
+
+def soil_moisture_pct(sensor: SoilMoistureSensor, raw: float) -> float:
+    """Volumetric water content (%) from raw probe counts by the sensor's polynomial."""
+    result = 0.0
+    for power, coefficient in enumerate(sensor.coefficients):
+        result += coefficient * raw**power
+    return result
+
+
+def rain_mm(sensor: RainGauge, counter: float, previous: float | None) -> float:
+    """Rain since the previous reading from the cumulative tip counter.
+
+    The first reading after a fresh install is the baseline (0 mm). A counter that went down
+    either rolled over (it was near the top of its range) or restarted from zero after a
+    microcontroller reboot: the tips counted since are the rain.
+    """
+    if previous is None:
+        return 0.0
+    tips = counter - previous
+    if tips < 0:
+        near_top = previous >= 0.9 * sensor.counter_modulo
+        tips = counter + sensor.counter_modulo - previous if near_top else counter
+    return tips * sensor.bucket_mm
+
+
+def water_level(sensor: WaterLevelSensor, raw: float) -> Calibrated:
+    """Level (% of usable height) and volume (L) from a distance or pressure reading.
+
+    Small overshoots within the sensor's clamp margin are clamped to 0–100 %; larger ones are
+    returned unclamped so that the plausibility check quarantines them.
+    """
+    height = sensor.vessel.usable_height_mm
+    level_mm = sensor.transducer.level_mm(raw)
+    pct = level_mm / height * 100.0
+    margin = sensor.clamp_margin_pct
+    if -margin <= pct < 0.0:
+        pct, level_mm = 0.0, 0.0
+    elif 100.0 < pct <= 100.0 + margin:
+        pct, level_mm = 100.0, height
+    volume = sensor.vessel.volume_l(min(max(level_mm, 0.0), height))
+    return Calibrated(value=pct, volume_l=volume)
+
+
+def calibrate(sensor: SensorConfig, raw: float, previous_counter: float | None) -> Calibrated:
+    """Calibrate one raw value for any sensor kind."""
+    if isinstance(sensor, SoilMoistureSensor):
+        return Calibrated(value=soil_moisture_pct(sensor, raw))
+    if isinstance(sensor, RainGauge):
+        return Calibrated(value=rain_mm(sensor, raw, previous_counter), counter=raw)
+    return water_level(sensor, raw)

@@ -1,0 +1,103 @@
+"""``farmwatch-edge``: run the edge agent, or check its configuration."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from pydantic import ValidationError
+
+from edge.agent import EdgeAgent
+from edge.farmconfig import FarmConfigError, load_farm_config
+from edge.mcu_protocol import SYNC_LINE
+from edge.outbox import Outbox
+from edge.serial_source import SerialLineSource, pyserial_factory
+from edge.settings import EdgeSettings
+from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
+from farmwatch_shared.clock import SystemClock
+from farmwatch_shared.problems import ProblemLog
+
+DESCRIPTION = """\
+Agente de campo farmwatch: lee los sensores del microcontrolador por puerto serie y publica
+las lecturas por MQTT. / farmwatch edge agent: reads the microcontroller's sensors over serial
+and publishes the readings over MQTT.
+
+Settings come from FARMWATCH_EDGE_* environment variables (FARMWATCH_EDGE_FARM_FILE,
+FARMWATCH_EDGE_MQTT_HOST, FARMWATCH_EDGE_MQTT_PASSWORD_FILE, ...); see docs/configuration.md.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(
+        prog="farmwatch-edge",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--farm-file", help="farm file (overrides FARMWATCH_EDGE_FARM_FILE)")
+    parser.add_argument("--agent-id", help="agent in the farm file (if it has several)")
+    parser.add_argument("--serial-port", help="serial device (overrides the farm file)")
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate settings and farm file, print a summary, and exit (0 = valid, 2 = not)",
+    )
+    args = parser.parse_args(argv)
+    overrides = {
+        key: value
+        for key, value in (
+            ("farm_file", args.farm_file),
+            ("agent_id", args.agent_id),
+            ("serial_port", args.serial_port),
+        )
+        if value is not None
+    }
+    try:
+        settings = EdgeSettings(**overrides)
+        farm = load_farm_config(settings.farm_file)
+        agent_cfg = farm.agent(settings.agent_id)
+    except (ValidationError, FarmConfigError, OSError) as exc:
+        return config_error(exc)
+    sensors = farm.sensors_of(agent_cfg.id)
+    port = settings.serial_port or agent_cfg.serial_port
+    if args.check_config:
+        print(
+            f"Configuración válida / configuration valid: farm {farm.farm.id}, agent "
+            f"{agent_cfg.id}, {len(sensors)} sensors on {port}, broker "
+            f"{settings.mqtt_host}:{settings.mqtt_port}"
+        )
+        return 0
+
+    setup_logging(settings.log_level)
+    stop = stop_on_signals()
+    clock = SystemClock()
+    problems = ProblemLog(logging.getLogger("farmwatch.edge.problems"))
+    outbox = Outbox(settings.outbox_path, settings.outbox_max_readings)
+    source = SerialLineSource(
+        pyserial_factory(port, agent_cfg.microcontroller.baudrate),
+        problems,
+        name=port,
+        greeting=SYNC_LINE,
+    )
+    agent = EdgeAgent(
+        farm=farm.farm.id,
+        agent=agent_cfg.id,
+        sensors=sensors,
+        outbox=outbox,
+        source=source,
+        endpoint=settings.mqtt_endpoint(f"farmwatch-edge-{farm.farm.id}-{agent_cfg.id}"),
+        clock=clock,
+        problems=problems,
+        batch_max_readings=settings.batch_max_readings,
+        batch_max_age_s=settings.batch_max_age_s,
+        compress=settings.compress,
+        inflight_window=settings.inflight_window,
+        status_interval_s=settings.status_interval_s,
+    )
+    logging.getLogger(__name__).info(
+        "Agente iniciado / agent started: %s/%s pid %d", farm.farm.id, agent_cfg.id, os.getpid()
+    )
+    agent.run(stop)
+    outbox.close()
+    return 0

@@ -1,0 +1,1 @@
+"""Hardware emulators (microcontroller, GSM modem) on pseudo-terminals, for tests and demo."""

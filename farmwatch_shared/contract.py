@@ -1,0 +1,210 @@
+"""The farmwatch MQTT message contract, version 1: topics, payloads, encoding, limits.
+
+This module is the contract the edge agent and the collector share; both import it.
+The human-readable description with example payloads is ``docs/contract.md``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import zlib
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+VERSION: Final = 1
+TOPIC_ROOT: Final = "farmwatch/v1"
+READINGS_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/readings"
+STATUS_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/status"
+DEAD_LETTER_TOPIC: Final = "farmwatch/deadletter/v1"
+
+IDENT_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+MAX_PAYLOAD_BYTES: Final = 256 * 1024
+"""Largest payload (compressed or not, and after decompression) a consumer accepts."""
+MAX_READINGS_PER_BATCH: Final = 5000
+ZLIB_FIRST_BYTE: Final = 0x78
+"""A payload starting with this byte is a zlib stream (RFC 1950) holding the JSON document."""
+
+Ident = Annotated[str, msgspec.Meta(pattern=IDENT_PATTERN)]
+
+
+class SensorKind(enum.StrEnum):
+    """The physical quantity a sensor measures; also the InfluxDB measurement name."""
+
+    SOIL_MOISTURE = "soil_moisture"
+    RAIN = "rain"
+    WATER_LEVEL = "water_level"
+
+
+UNITS: Final[dict[SensorKind, str]] = {
+    SensorKind.SOIL_MOISTURE: "%",  # volumetric water content
+    SensorKind.RAIN: "mm",  # rain since the previous reading of the gauge
+    SensorKind.WATER_LEVEL: "%",  # of the vessel's usable height
+}
+VALUE_LIMITS: Final[dict[SensorKind, tuple[float, float]]] = {
+    SensorKind.SOIL_MOISTURE: (0.0, 100.0),
+    SensorKind.RAIN: (0.0, 500.0),
+    SensorKind.WATER_LEVEL: (0.0, 100.0),
+}
+
+
+class ReadingFlag(enum.IntFlag):
+    """Quality flags carried with a reading (bit field)."""
+
+    NONE = 0
+    CLOCK_UNSYNCED = 1
+    """The edge clock was not known to be synchronised when the reading was taken."""
+    CLOCK_CORRECTED = 2
+    """The timestamp was corrected after the edge clock synchronised."""
+
+
+class Reading(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
+    """One calibrated sensor reading, encoded as a JSON array in this field order."""
+
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    """Per-agent sequence number; strictly increasing, survives restarts."""
+    sensor: Ident
+    kind: SensorKind
+    ts: Annotated[int, msgspec.Meta(ge=0)]
+    """UTC time the edge took the reading, in milliseconds since the Unix epoch."""
+    value: float
+    unit: str
+    raw: float
+    """The uncalibrated value as the device reported it."""
+    volume_l: float | None = None
+    """Water volume in litres (water_level only)."""
+    flags: int = 0
+
+
+class ReadingBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A batch of readings published by one agent."""
+
+    v: Literal[1]
+    farm: Ident
+    agent: Ident
+    readings: Annotated[
+        list[Reading], msgspec.Meta(min_length=1, max_length=MAX_READINGS_PER_BATCH)
+    ]
+
+
+class AgentStatus(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Retained agent status; the agent's last will publishes ``state="offline"``."""
+
+    v: Literal[1]
+    farm: Ident
+    agent: Ident
+    state: Literal["online", "offline"]
+    ts: int | None = None
+    version: str = ""
+    outbox_backlog: int = 0
+    dropped_total: int = 0
+    rejected_lines: int = 0
+    clock_synced: bool = True
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """What the collector publishes on ``DEAD_LETTER_TOPIC`` for input it refused."""
+
+    reason: str
+    topic: str
+    payload_hex: str
+    """The refused payload (at most 1 KiB of it), hex-encoded."""
+    detail: str = ""
+
+
+class ContractError(ValueError):
+    """A payload or topic that does not follow this contract. ``cause`` is a stable key."""
+
+    def __init__(self, cause: str, detail: str = "") -> None:
+        super().__init__(f"{cause}: {detail}" if detail else cause)
+        self.cause = cause
+        self.detail = detail
+
+
+def readings_topic(farm: str, agent: str) -> str:
+    """Topic an agent publishes reading batches to."""
+    return f"{TOPIC_ROOT}/{farm}/{agent}/readings"
+
+
+def status_topic(farm: str, agent: str) -> str:
+    """Retained topic holding an agent's online/offline status."""
+    return f"{TOPIC_ROOT}/{farm}/{agent}/status"
+
+
+def parse_topic(topic: str) -> tuple[str, str, str]:
+    """Split ``farmwatch/v1/<farm>/<agent>/<leaf>`` into (farm, agent, leaf)."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT:
+        raise ContractError("bad_topic", topic[:200])
+    return parts[2], parts[3], parts[4]
+
+
+_batch_encoder = msgspec.json.Encoder()
+_batch_decoder = msgspec.json.Decoder(ReadingBatch)
+_status_decoder = msgspec.json.Decoder(AgentStatus)
+
+
+def encode_batch(batch: ReadingBatch, *, compress: bool = False) -> bytes:
+    """Serialise a batch as JSON, zlib-compressed when ``compress`` is set."""
+    body = _batch_encoder.encode(batch)
+    return zlib.compress(body, 9) if compress else body
+
+
+def encode_status(status: AgentStatus) -> bytes:
+    """Serialise an agent status."""
+    return _batch_encoder.encode(status)
+
+
+def _inflate(payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError("oversized", f"{len(payload)} bytes")
+    if payload[:1] != bytes([ZLIB_FIRST_BYTE]):
+        return payload
+    inflater = zlib.decompressobj()
+    try:
+        body = inflater.decompress(payload, MAX_PAYLOAD_BYTES)
+    except zlib.error as exc:
+        raise ContractError("bad_compression", str(exc)) from None
+    if inflater.unconsumed_tail:
+        raise ContractError("oversized", "decompressed payload too large")
+    return body
+
+
+def decode_batch(payload: bytes) -> ReadingBatch:
+    """Decode and validate a reading batch payload; raise ContractError when invalid."""
+    body = _inflate(payload)
+    try:
+        return _batch_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ContractError("schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ContractError("malformed", str(exc)) from None
+
+
+def decode_status(payload: bytes) -> AgentStatus:
+    """Decode and validate an agent status payload; raise ContractError when invalid."""
+    try:
+        return _status_decoder.decode(_inflate(payload))
+    except msgspec.ValidationError as exc:
+        raise ContractError("schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ContractError("malformed", str(exc)) from None
+
+
+def reading_problem(reading: Reading) -> str | None:
+    """Return why a well-formed reading is physically impossible, or None if it is plausible."""
+    if reading.unit != UNITS[reading.kind]:
+        return "wrong_unit"
+    low, high = VALUE_LIMITS[reading.kind]
+    if not math.isfinite(reading.value) or not low <= reading.value <= high:
+        return "value_out_of_range"
+    if not math.isfinite(reading.raw):
+        return "raw_not_finite"
+    if reading.volume_l is not None and (
+        reading.kind is not SensorKind.WATER_LEVEL
+        or not math.isfinite(reading.volume_l)
+        or reading.volume_l < 0
+    ):
+        return "bad_volume"
+    return None

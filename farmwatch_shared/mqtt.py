@@ -1,0 +1,218 @@
+"""One MQTT v5 session: a paho client plus a network thread that reconnects with backoff+jitter."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import SecretStr
+
+from farmwatch_shared.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[paho.MQTTMessage], None]
+PublishHandler = Callable[[int, bool], None]
+"""Called from the network thread with (mid, accepted) when the broker acknowledged a publish."""
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    """Where and how to connect."""
+
+    host: str
+    port: int
+    client_id: str
+    username: str | None = None
+    password: SecretStr | None = None
+    tls_ca_file: Path | None = None
+    keepalive_s: int = 30
+
+
+@dataclass(frozen=True)
+class Will:
+    """Last-will message the broker publishes if the session dies without a clean disconnect."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+class MqttSession:
+    """Owns a paho client and its network thread.
+
+    The thread connects, runs paho's loop, and on any loss of connection waits a jittered,
+    growing delay before reconnecting. Callbacks run on that thread: keep them short.
+    """
+
+    def __init__(
+        self,
+        endpoint: MqttEndpoint,
+        *,
+        clean_start: bool,
+        session_expiry_s: int,
+        receive_maximum: int | None = None,
+        manual_ack: bool = False,
+        max_inflight: int = 20,
+        will: Will | None = None,
+        on_connected: Callable[[MqttSession], None] | None = None,
+        on_message: MessageHandler | None = None,
+        on_published: PublishHandler | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._clean_start = clean_start
+        self._session_expiry_s = session_expiry_s
+        self._receive_maximum = receive_maximum
+        self._on_connected = on_connected
+        self._on_message = on_message
+        self._on_published = on_published
+        self._backoff = backoff or Backoff(initial_s=0.5, max_s=30.0)
+        self._connected = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ever_connected = False
+
+        client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=endpoint.client_id,
+            protocol=paho.MQTTv5,
+            manual_ack=manual_ack,
+        )
+        client.max_inflight_messages_set(max_inflight)
+        client.max_queued_messages_set(max_inflight)
+        if endpoint.username is not None:
+            secret = endpoint.password.get_secret_value() if endpoint.password else None
+            client.username_pw_set(endpoint.username, secret)
+        if endpoint.tls_ca_file is not None:
+            client.tls_set(ca_certs=str(endpoint.tls_ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        if will is not None:
+            client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        client.on_publish = self._handle_publish
+        self.client = client
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker accepted our connection and it is still up."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Block until connected or the timeout passes; return whether connected."""
+        return self._connected.wait(timeout_s)
+
+    def start(self) -> None:
+        """Start the network thread (it connects in the background)."""
+        self._thread = threading.Thread(
+            target=self._run, name=f"mqtt-{self.endpoint.client_id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Disconnect cleanly (no last will) and stop the network thread."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._connected.clear()
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> Any:
+        """Hand a message to paho; the caller must check ``.rc`` of the returned info."""
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._session_expiry_s
+        if self._receive_maximum is not None:
+            props.ReceiveMaximum = self._receive_maximum
+        return props
+
+    def _run(self) -> None:
+        client = self.client
+        while not self._stopping.is_set():
+            if not self._try_connect():
+                self._stopping.wait(self._backoff.next_delay())
+                continue
+            while not self._stopping.is_set():
+                rc = client.loop(timeout=0.1)
+                if rc != paho.MQTT_ERR_SUCCESS:
+                    break
+            self._connected.clear()
+            if not self._stopping.is_set():
+                self._stopping.wait(self._backoff.next_delay())
+        if client.is_connected():
+            client.disconnect()
+            for _ in range(20):
+                if client.loop(timeout=0.05) != paho.MQTT_ERR_SUCCESS:
+                    break
+
+    def _try_connect(self) -> bool:
+        try:
+            if self._ever_connected:
+                self.client.reconnect()
+            else:
+                self.client.connect(
+                    self.endpoint.host,
+                    self.endpoint.port,
+                    keepalive=self.endpoint.keepalive_s,
+                    clean_start=self._clean_start,
+                    properties=self._connect_properties(),
+                )
+                self._ever_connected = True
+        except (OSError, ssl.SSLError) as exc:
+            log.warning(
+                "Sin conexión al broker %s:%s / cannot reach broker: %s",
+                self.endpoint.host,
+                self.endpoint.port,
+                exc,
+            )
+            return False
+        return True
+
+    def _handle_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("El broker rechazó la conexión / broker refused the connection: %s", reason)
+            return
+        self._backoff.reset()
+        self._connected.set()
+        log.info(
+            "Conectado al broker / connected to broker %s:%s as %s (session present: %s)",
+            self.endpoint.host,
+            self.endpoint.port,
+            self.endpoint.client_id,
+            flags.session_present,
+        )
+        if self._on_connected is not None:
+            self._on_connected(self)
+
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self._connected.clear()
+        if not self._stopping.is_set():
+            log.warning("Desconectado del broker / disconnected from broker: %s", reason)
+
+    def _handle_message(
+        self, client: paho.Client, userdata: Any, message: paho.MQTTMessage
+    ) -> None:
+        if self._on_message is not None:
+            self._on_message(message)
+
+    def _handle_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any
+    ) -> None:
+        if self._on_published is not None:
+            self._on_published(mid, not reason.is_failure)

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian / Raspberry Pi OS packages farmwatch needs, only those missing.
+# mosquitto and influxdb (1.6) are the real servers the tests, the demo and the benchmarks
+# start on their own ports; victoria-metrics is a real server speaking InfluxDB's /api/v2/write.
+set -eu
+need=""
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+have mosquitto || need="$need mosquitto"
+have influxd || need="$need influxdb"
+have influx || need="$need influxdb-client"
+have victoria-metrics || need="$need victoria-metrics"
+have make || need="$need make"
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need="$need python3-venv"
+if [ -n "$need" ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    echo "Instalando / installing:$need"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need
+fi

@@ -1,0 +1,150 @@
+"""Runs the real collector and edge agent in-process (threads) against the test servers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from conftest import COLLECTOR_USER, FARM_FILES, Broker, Influx, wait_for
+from pydantic import SecretStr
+
+from collector.service import Collector, make_writer
+from collector.settings import CollectorSettings
+from collector.writers import InfluxV1Writer
+from edge.agent import EdgeAgent
+from edge.farmconfig import FarmConfig, SensorConfig, load_farm_config
+from edge.mcu_protocol import SYNC_LINE
+from edge.outbox import Outbox
+from edge.serial_source import SerialLineSource, pyserial_factory
+from farmwatch_emulators.mcu import McuEmulator
+from farmwatch_emulators.pty_link import PtyLink
+from farmwatch_shared.clock import Clock, SystemClock
+from farmwatch_shared.mqtt import MqttEndpoint
+from farmwatch_shared.problems import ProblemLog
+
+
+def collector_settings(broker: Broker, influx: Influx, **overrides: object) -> CollectorSettings:
+    """Collector settings pointing at the test broker and database."""
+    values: dict[str, object] = {
+        "mqtt_host": "127.0.0.1",
+        "mqtt_port": broker.port,
+        "mqtt_username": COLLECTOR_USER,
+        "mqtt_password": broker.passwords[COLLECTOR_USER],
+        "influx_url": influx.url,
+        "influx_database": influx.database,
+        "stats_interval_s": 1.0,
+    }
+    values.update(overrides)
+    return CollectorSettings.model_validate(values)
+
+
+@dataclass
+class RunningCollector:
+    """A collector on a thread."""
+
+    collector: Collector
+    stop_event: threading.Event
+    thread: threading.Thread
+    problems: ProblemLog
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(20)
+
+
+def start_collector(settings: CollectorSettings, clock: Clock | None = None) -> RunningCollector:
+    """Create the database (v1) and run a collector until ``stop``."""
+    writer = make_writer(settings)
+    if isinstance(writer, InfluxV1Writer):
+        writer.ensure_database()
+    problems = ProblemLog(logging.getLogger("test.collector.problems"))
+    collector = Collector(settings, writer, clock or SystemClock(), problems)
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
+    thread.start()
+    assert collector.session.wait_connected(10), "collector did not connect"
+    return RunningCollector(collector, stop, thread, problems)
+
+
+@dataclass
+class RunningAgent:
+    """An edge agent on a thread, with its emulated microcontroller."""
+
+    agent: EdgeAgent
+    mcu: McuEmulator
+    link: PtyLink
+    outbox: Outbox
+    problems: ProblemLog
+    source: SerialLineSource
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(20)
+        self.mcu.stop()
+        self.outbox.close()
+        self.link.close()
+
+
+def farm_config(farm: str) -> FarmConfig:
+    """A shipped farm file."""
+    return load_farm_config(FARM_FILES / f"{farm}.toml")
+
+
+def start_agent(
+    broker: Broker,
+    tmp_path: Path,
+    farm: str = "oax-mixteca",
+    *,
+    clock: Clock | None = None,
+    sensors: Sequence[SensorConfig] | None = None,
+    link_path: Path | None = None,
+    user: str | None = None,
+    batch_max_readings: int = 50,
+    batch_max_age_s: float = 0.1,
+    compress: bool = True,
+    outbox_max: int = 1_000_000,
+) -> RunningAgent:
+    """An agent for ``farm`` reading an emulated microcontroller on a pty."""
+    config = farm_config(farm)
+    agent_cfg = config.agents[0]
+    link = PtyLink(link_path)
+    mcu = McuEmulator(link, interval_s=agent_cfg.microcontroller.sample_interval_s)
+    problems = ProblemLog(logging.getLogger(f"test.edge.{farm}.problems"))
+    outbox = Outbox(tmp_path / f"outbox-{farm}.sqlite3", outbox_max)
+    source = SerialLineSource(
+        pyserial_factory(link.path, 9600), problems, name=link.path, greeting=SYNC_LINE
+    )
+    user = user or farm
+    agent = EdgeAgent(
+        farm=farm,
+        agent=agent_cfg.id,
+        sensors=sensors if sensors is not None else config.sensors_of(agent_cfg.id),
+        outbox=outbox,
+        source=source,
+        endpoint=MqttEndpoint(
+            host="127.0.0.1",
+            port=broker.port,
+            client_id=f"farmwatch-edge-{farm}-{agent_cfg.id}",
+            username=user,
+            password=SecretStr(broker.passwords[user]),
+        ),
+        clock=clock or SystemClock(),
+        problems=problems,
+        batch_max_readings=batch_max_readings,
+        batch_max_age_s=batch_max_age_s,
+        compress=compress,
+        inflight_window=4,
+        status_interval_s=5.0,
+    )
+    running = RunningAgent(agent, mcu, link, outbox, problems, source)
+    running.thread = threading.Thread(target=agent.run, args=(running.stop_event,), daemon=True)
+    mcu.start()
+    running.thread.start()
+    wait_for(lambda: mcu.syncs_received > 0, what="agent opened the serial port")
+    return running

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from farmwatch_shared.alert_rules import AlertRule, Contact
 from farmwatch_shared.contract import IDENT_PATTERN, SensorKind
 
 Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
@@ -184,6 +185,8 @@ class FarmConfig(_Frozen):
     farm: FarmInfo
     agents: tuple[AgentConfig, ...] = Field(min_length=1)
     sensors: tuple[SensorConfig, ...] = ()
+    alerts: tuple[AlertRule, ...] = ()
+    contacts: tuple[Contact, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> FarmConfig:
@@ -199,6 +202,17 @@ class FarmConfig(_Frozen):
         for sensor in self.sensors:
             if sensor.agent not in agent_ids:
                 raise ValueError(f"sensor {sensor.id} names unknown agent {sensor.agent}")
+        rule_ids = [rule.id for rule in self.alerts]
+        if len(set(rule_ids)) != len(rule_ids):
+            raise ValueError("alert rule ids must be unique")
+        kinds = {s.id: s.kind for s in self.sensors}
+        for rule in self.alerts:
+            sensor_id = getattr(rule, "sensor", None)
+            if sensor_id is not None and sensor_id not in kinds:
+                raise ValueError(f"alert {rule.id} names unknown sensor {sensor_id}")
+            wanted = _RULE_SENSOR_KIND.get(rule.type)
+            if sensor_id is not None and wanted is not None and kinds[sensor_id] != wanted:
+                raise ValueError(f"alert {rule.id}: {rule.type} needs a {wanted.value} sensor")
         return self
 
     def agent(self, agent_id: str | None) -> AgentConfig:
@@ -215,6 +229,15 @@ class FarmConfig(_Frozen):
     def sensors_of(self, agent_id: str) -> tuple[SensorConfig, ...]:
         """The sensors wired to one agent."""
         return tuple(s for s in self.sensors if s.agent == agent_id)
+
+
+_RULE_SENSOR_KIND = {
+    "level_below": SensorKind.WATER_LEVEL,
+    "days_left_below": SensorKind.WATER_LEVEL,
+    "level_falling_faster": SensorKind.WATER_LEVEL,
+    "soil_moisture_below": SensorKind.SOIL_MOISTURE,
+    "rain_deficit": SensorKind.RAIN,
+}
 
 
 class FarmConfigError(ValueError):

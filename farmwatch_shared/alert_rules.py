@@ -1,0 +1,102 @@
+"""Alert rules and SMS contacts, declared as data in each farm file (``[[alerts]]``,
+``[[contacts]]``). The alerting service evaluates them; the dashboards draw the same
+thresholds, so there is one source of truth."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from farmwatch_shared.contract import IDENT_PATTERN
+
+Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Ident
+    severity: Literal["warning", "critical"] = "warning"
+    for_s: int = Field(default=600, ge=0)
+    """How long the condition must hold before the alert fires (pending → firing)."""
+
+
+class LevelBelow(_Rule):
+    """Trough or tank level below a threshold; recovers above ``recover_above_pct``."""
+
+    type: Literal["level_below"]
+    sensor: Ident
+    threshold_pct: Percent
+    recover_above_pct: Percent | None = None
+    """Hysteresis: defaults to threshold + 5 points."""
+
+
+class DaysLeftBelow(_Rule):
+    """Predicted days until a tank or trough is empty, from its recent level trend (and
+    optionally herd size × litres per animal per day), below ``days``."""
+
+    type: Literal["days_left_below"]
+    sensor: Ident
+    days: float = Field(gt=0)
+    trend_window_h: float = Field(default=24.0, gt=0)
+    herd_size: int | None = Field(default=None, ge=1)
+    litres_per_animal_day: float | None = Field(default=None, gt=0)
+
+
+class LevelFallingFaster(_Rule):
+    """Level dropping faster than a rate (leak, broken float valve)."""
+
+    type: Literal["level_falling_faster"]
+    sensor: Ident
+    rate_pct_per_h: float = Field(gt=0)
+    window_min: float = Field(default=30.0, gt=0)
+
+
+class SoilMoistureBelow(_Rule):
+    """Soil volumetric water content below a threshold (e.g. the pasture's wilting point)."""
+
+    type: Literal["soil_moisture_below"]
+    sensor: Ident
+    threshold_pct: Percent
+    recover_above_pct: Percent | None = None
+
+
+class RainDeficit(_Rule):
+    """Less than ``min_mm`` of rain over the last ``days`` days."""
+
+    type: Literal["rain_deficit"]
+    sensor: Ident
+    min_mm: float = Field(ge=0)
+    days: int = Field(ge=1)
+
+
+class Silent(_Rule):
+    """No reading from a sensor (or no sign of life from the agent, including its last will)
+    for longer than ``after_s``."""
+
+    type: Literal["silent"]
+    sensor: Ident | None = None
+    agent: Ident | None = None
+    after_s: int = Field(default=3600, ge=60)
+
+
+AlertRule = Annotated[
+    LevelBelow | DaysLeftBelow | LevelFallingFaster | SoilMoistureBelow | RainDeficit | Silent,
+    Field(discriminator="type"),
+]
+
+
+class Contact(BaseModel):
+    """Someone who receives SMS alerts for this farm."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    phone: Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]
+    """E.164, e.g. +529511234567."""
+    language: Literal["es", "en"] = "es"
+    role: Literal["primary", "escalation"] = "primary"
+    ascii_only: bool = False
+    """Replace accented characters so messages stay in GSM 7-bit (cheaper, longer)."""

@@ -69,3 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     problems = ProblemLog(logging.getLogger("farmwatch.collector.problems"))
     Collector(settings, writer, SystemClock(), problems).run(stop)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -101,3 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     agent.run(stop)
     outbox.close()
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

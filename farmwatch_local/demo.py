@@ -1,0 +1,276 @@
+"""``make demo``: three emulated model farms, end to end, on real local servers.
+
+Starts Mosquitto (shipped policy, generated credentials) and InfluxDB on free loopback ports with
+data under ``var/demo/``, an emulated microcontroller per farm on a pseudo-terminal driven by a
+drought scenario (one simulated minute per real second), the real edge agent per farm and the
+real collector as separate processes, then prints a live view of the latest values read back
+from InfluxDB. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from edge.farmconfig import FarmConfig, load_farm_config
+from farmwatch_emulators.farm import FarmEmulator
+from farmwatch_emulators.mcu import McuEmulator
+from farmwatch_emulators.pty_link import PtyLink
+from farmwatch_emulators.scenario import DAY, HOUR
+from farmwatch_local.services import REPO_ROOT, InfluxServer, MosquittoServer
+
+COLLECTOR_USER = "farmwatch-collector"
+DATABASE = "farmwatch"
+SPEEDUP = 240.0
+"""Simulated seconds per real second: a sample round every quarter of a second."""
+START_S = 2.3 * 24 * 3600
+"""Start the scenario shortly before its first storm, so rain shows within a minute."""
+
+
+@dataclass
+class DemoFarm:
+    """One emulated farm: its config, microcontroller, scenario thread and agent process."""
+
+    config: FarmConfig
+    link: PtyLink
+    emulator: FarmEmulator
+    agent: subprocess.Popen[bytes] | None = None
+
+
+def _write_secret(directory: Path, user: str) -> Path:
+    path = directory / f"{user}.password"
+    path.write_text(secrets.token_urlsafe(18) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def _python_env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(extra)
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _query(url: str, influxql: str) -> list[dict[str, Any]]:
+    params = urllib.parse.urlencode({"db": DATABASE, "q": influxql, "epoch": "ms"})
+    with urllib.request.urlopen(f"{url}/query?{params}", timeout=5) as response:
+        answer = json.load(response)
+    rows: list[dict[str, Any]] = []
+    for result in answer.get("results", []):
+        for series in result.get("series", []):
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values, strict=True))
+                row.update(series.get("tags", {}))
+                rows.append(row)
+    return rows
+
+
+def render(url: str, farms: list[DemoFarm], started: float) -> str:
+    """The live view: latest level, volume, soil moisture and rain per farm, from InfluxDB."""
+    latest = {
+        (r["farm"], r["sensor"]): r
+        for r in _query(
+            url,
+            "SELECT last(value) AS value, last(volume_l) AS volume_l FROM water_level, "
+            "soil_moisture GROUP BY farm, sensor",
+        )
+    }
+    rain = {
+        (r["farm"], r["sensor"]): r
+        for r in _query(url, "SELECT sum(value) AS value FROM rain GROUP BY farm, sensor")
+    }
+    status = {
+        r["farm"]: r
+        for r in _query(url, "SELECT last(online) AS online FROM agent_status GROUP BY farm")
+    }
+    lines = [
+        f"farmwatch demo — {time.strftime('%H:%M:%S')} — "
+        f"{int(time.monotonic() - started)} s reales / real",
+        "",
+    ]
+    for farm in farms:
+        sim = farm.emulator.sim_s
+        online = status.get(farm.config.farm.id, {}).get("online")
+        state = (
+            "esperando / waiting"
+            if online is None
+            else "en línea / online"
+            if online
+            else "fuera de línea / offline"
+        )
+        lines.append(
+            f"{farm.config.farm.name} ({farm.config.farm.id}) — agente {state} — "
+            f"día simulado / sim day {int(sim // DAY) + 1} {int(sim % DAY // HOUR):02d}:"
+            f"{int(sim % HOUR // 60):02d}"
+        )
+        for sensor in farm.config.sensors:
+            key = (farm.config.farm.id, sensor.id)
+            row = rain.get(key) if sensor.kind == "rain" else latest.get(key)
+            label = (sensor.label or sensor.id)[:38]
+            if row is None:
+                shown = "—"
+            elif sensor.kind == "water_level":
+                shown = f"{row['value']:6.1f} %  {row['volume_l'] or 0:9,.0f} L"
+            elif sensor.kind == "soil_moisture":
+                shown = f"{row['value']:6.1f} % VWC"
+            else:
+                shown = f"{row['value']:6.1f} mm (total)"
+            lines.append(f"  {sensor.id:<14} {label:<38} {shown}")
+        lines.append("")
+    lines += [
+        f"InfluxDB: {url}  base de datos / database: {DATABASE}",
+        f"  curl -G '{url}/query' --data-urlencode 'db={DATABASE}' \\",
+        '       --data-urlencode "q=SELECT * FROM water_level ORDER BY time DESC LIMIT 5"',
+        "Ctrl-C para detener / to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo until Ctrl-C (or ``--duration`` seconds)."""
+    parser = argparse.ArgumentParser(prog="farmwatch-demo", description=__doc__)
+    parser.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    parser.add_argument("--no-clear", action="store_true", help="do not clear the screen")
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "var" / "demo")
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    data: Path = args.data_dir
+    shutil.rmtree(data, ignore_errors=True)
+    (data / "secrets").mkdir(parents=True)
+    (data / "dev").mkdir()
+    farm_configs = [
+        load_farm_config(p) for p in sorted((REPO_ROOT / "firmware_configs").glob("*.toml"))
+    ]
+    users = [COLLECTOR_USER, *(c.farm.id for c in farm_configs)]
+    password_files = {user: _write_secret(data / "secrets", user) for user in users}
+    broker = MosquittoServer(
+        data_dir=data / "mosquitto",
+        users={u: p.read_text().strip() for u, p in password_files.items()},
+    )
+    influx = InfluxServer(data_dir=data / "influxdb")
+    processes: list[subprocess.Popen[bytes]] = []
+    farms: list[DemoFarm] = []
+    log_dir = data / "logs"
+    log_dir.mkdir()
+    try:
+        print("Iniciando / starting Mosquitto e InfluxDB…", flush=True)
+        broker.start()
+        influx.start()
+        collector_env = _python_env(
+            {
+                "FARMWATCH_COLLECTOR_MQTT_HOST": "127.0.0.1",
+                "FARMWATCH_COLLECTOR_MQTT_PORT": str(broker.port),
+                "FARMWATCH_COLLECTOR_MQTT_USERNAME": COLLECTOR_USER,
+                "FARMWATCH_COLLECTOR_MQTT_PASSWORD_FILE": str(password_files[COLLECTOR_USER]),
+                "FARMWATCH_COLLECTOR_INFLUX_URL": influx.url,
+                "FARMWATCH_COLLECTOR_INFLUX_DATABASE": DATABASE,
+            }
+        )
+        with (log_dir / "collector.log").open("ab") as log:
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "collector.cli"],
+                    env=collector_env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        for config in farm_configs:
+            agent_cfg = config.agents[0]
+            link = PtyLink(data / "dev" / f"{config.farm.id}-mcu")
+            mcu = McuEmulator(link, interval_s=agent_cfg.microcontroller.sample_interval_s)
+            emulator = FarmEmulator(
+                mcu, config.sensors_of(agent_cfg.id), speedup=SPEEDUP, start_s=START_S
+            )
+            farm = DemoFarm(config, link, emulator)
+            env = _python_env(
+                {
+                    "FARMWATCH_EDGE_FARM_FILE": str(
+                        REPO_ROOT / "firmware_configs" / f"{config.farm.id}.toml"
+                    ),
+                    "FARMWATCH_EDGE_SERIAL_PORT": link.path,
+                    "FARMWATCH_EDGE_OUTBOX_PATH": str(data / config.farm.id / "outbox.sqlite3"),
+                    "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
+                    "FARMWATCH_EDGE_MQTT_PORT": str(broker.port),
+                    "FARMWATCH_EDGE_MQTT_USERNAME": config.farm.id,
+                    "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(password_files[config.farm.id]),
+                    "FARMWATCH_EDGE_BATCH_MAX_AGE_S": "2",
+                    "FARMWATCH_EDGE_STATUS_INTERVAL_S": "10",
+                }
+            )
+            with (log_dir / f"edge-{config.farm.id}.log").open("ab") as log:
+                farm.agent = subprocess.Popen(
+                    [sys.executable, "-m", "edge.cli"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            processes.append(farm.agent)
+            mcu.start()
+            emulator.start()
+            farms.append(farm)
+
+        started = time.monotonic()
+        while not stop.wait(2.0):
+            try:
+                view = render(influx.url, farms, started)
+            except OSError as exc:
+                view = f"InfluxDB no responde / not answering: {exc}"
+            if not args.no_clear:
+                print("\033[2J\033[H", end="")
+            print(view, flush=True)
+            for process in processes:
+                if process.poll() is not None:
+                    print(
+                        f"un proceso terminó / a process exited: {process.args!r} → "
+                        f"{process.returncode} (logs: {log_dir})",
+                        flush=True,
+                    )
+                    stop.set()
+            if args.duration is not None and time.monotonic() - started >= args.duration:
+                stop.set()
+        return 0
+    finally:
+        print("\nDeteniendo / stopping…", flush=True)
+        for farm in farms:
+            farm.emulator.stop()
+            farm.emulator.mcu.stop()
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for farm in farms:
+            farm.link.close()
+        broker.stop()
+        influx.stop()
+        print(f"Listo / done. Datos / data: {data}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

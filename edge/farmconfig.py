@@ -160,6 +160,8 @@ class MicrocontrollerSettings(_Frozen):
     baudrate: int = 9600
     sample_interval_s: int = Field(default=60, ge=1)
     hello_interval_s: int = Field(default=3600, ge=10)
+    buffer_readings: int = Field(default=512, ge=1)
+    """Samples the firmware keeps in RAM until the agent acknowledges them."""
 
 
 class AgentConfig(_Frozen):

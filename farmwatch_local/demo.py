@@ -200,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         for config in farm_configs:
             agent_cfg = config.agents[0]
             link = PtyLink(data / "dev" / f"{config.farm.id}-mcu")
-            mcu = McuEmulator(link, interval_s=agent_cfg.microcontroller.sample_interval_s)
+            mcu_settings = agent_cfg.microcontroller
+            mcu = McuEmulator(
+                link,
+                interval_s=mcu_settings.sample_interval_s,
+                buffer_size=mcu_settings.buffer_readings,
+            )
             emulator = FarmEmulator(
                 mcu, config.sensors_of(agent_cfg.id), speedup=SPEEDUP, start_s=START_S
             )

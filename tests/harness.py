@@ -114,7 +114,10 @@ def start_agent(
     config = farm_config(farm)
     agent_cfg = config.agents[0]
     link = PtyLink(link_path)
-    mcu = McuEmulator(link, interval_s=agent_cfg.microcontroller.sample_interval_s)
+    settings = agent_cfg.microcontroller
+    mcu = McuEmulator(
+        link, interval_s=settings.sample_interval_s, buffer_size=settings.buffer_readings
+    )
     problems = ProblemLog(logging.getLogger(f"test.edge.{farm}.problems"))
     outbox = Outbox(tmp_path / f"outbox-{farm}.sqlite3", outbox_max)
     source = SerialLineSource(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from farmwatch_shared.contract import IDENT_PATTERN
 
@@ -21,6 +21,16 @@ class _Rule(BaseModel):
     severity: Literal["warning", "critical"] = "warning"
     for_s: int = Field(default=600, ge=0)
     """How long the condition must hold before the alert fires (pending → firing)."""
+    resolve_for_s: int = Field(default=300, ge=0)
+    """How long the recovery condition must hold before the alert resolves."""
+    reminder_interval_s: int = Field(default=6 * 3600, ge=0)
+    """Repeat the alert this often while it fires unacknowledged (0: no reminders)."""
+    cooldown_s: int = Field(default=3600, ge=0)
+    """Minimum time between two firing messages of this rule: a rule that fires again soon
+    after resolving is logged, and only messaged if it still fires when the cooldown ends."""
+    escalate_after_s: int | None = Field(default=3600, ge=0)
+    """Send to the ``escalation`` contacts when nobody acknowledged within this time (None:
+    never escalate)."""
 
 
 class LevelBelow(_Rule):
@@ -43,6 +53,16 @@ class DaysLeftBelow(_Rule):
     trend_window_h: float = Field(default=24.0, gt=0)
     herd_size: int | None = Field(default=None, ge=1)
     litres_per_animal_day: float | None = Field(default=None, gt=0)
+    recover_above_days: float | None = Field(default=None, gt=0)
+    """Hysteresis: defaults to 1.25 × ``days``."""
+    refill_min_pct: float = Field(default=1.0, gt=0)
+    """A rise of at least this many level points between readings is a refill, not noise."""
+
+    @model_validator(mode="after")
+    def _herd_complete(self) -> DaysLeftBelow:
+        if (self.herd_size is None) != (self.litres_per_animal_day is None):
+            raise ValueError("set herd_size and litres_per_animal_day together")
+        return self
 
 
 class LevelFallingFaster(_Rule):
@@ -52,6 +72,7 @@ class LevelFallingFaster(_Rule):
     sensor: Ident
     rate_pct_per_h: float = Field(gt=0)
     window_min: float = Field(default=30.0, gt=0)
+    """Recovers when the level falls at less than half the rate."""
 
 
 class SoilMoistureBelow(_Rule):
@@ -61,6 +82,7 @@ class SoilMoistureBelow(_Rule):
     sensor: Ident
     threshold_pct: Percent
     recover_above_pct: Percent | None = None
+    """Hysteresis: defaults to threshold + 2 points."""
 
 
 class RainDeficit(_Rule):
@@ -80,6 +102,15 @@ class Silent(_Rule):
     sensor: Ident | None = None
     agent: Ident | None = None
     after_s: int = Field(default=3600, ge=60)
+    for_s: int = Field(default=0, ge=0)
+    """``after_s`` already is the delay: no extra pending time by default."""
+    resolve_for_s: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Silent:
+        if (self.sensor is None) == (self.agent is None):
+            raise ValueError("a silent rule names a sensor or an agent (one of them)")
+        return self
 
 
 AlertRule = Annotated[

@@ -1,0 +1,1 @@
+"""The alerting service: rules from the farm files → alert state machine → SMS (modem/HTTP)."""

@@ -1,0 +1,298 @@
+"""GSM modem over a serial port: AT commands in PDU mode, sending and receiving SMS.
+
+The modem is (re)initialised lazily: after opening the port, after a timeout, after an
+unsolicited reset banner (``RDY``) and after an error that can mean the modem lost its settings.
+Every failure is raised as :class:`ChannelError` with a stable cause key, so the dispatcher can
+fail over to the HTTP gateway and retry later.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import serial
+
+from collector.alerts.channels import ChannelError
+from collector.alerts.pdu import DeliverPdu, PduError, decode_deliver, encode_submit
+from edge.serial_source import PortFactory, SerialPort
+
+log = logging.getLogger(__name__)
+
+_FINAL_OK = "OK"
+_CMS = re.compile(r"^\+CMS ERROR:\s*(\d+)")
+_CME = re.compile(r"^\+CME ERROR:\s*(\S.*)")
+_UNSOLICITED = ("+CMTI:", "RDY", "+CFUN:", "SMS Ready", "Call Ready", "+CPIN: NOT READY")
+_RESET_BANNERS = ("RDY", "+CFUN:", "+CPIN: NOT READY")
+
+CMS_CAUSES = {
+    38: "network_out_of_order",
+    41: "temporary_failure",
+    42: "congestion",
+    304: "invalid_pdu_mode_parameter",
+    310: "sim_not_inserted",
+    330: "smsc_unknown",
+    331: "no_network",
+    332: "network_timeout",
+}
+
+
+@dataclass(frozen=True)
+class IncomingSms:
+    """A message read from the modem's storage."""
+
+    index: int
+    sender: str
+    text: str
+    timestamp: str
+
+
+class GsmModem:
+    """An SMS channel through an AT-command modem. Not thread-safe: one thread owns it."""
+
+    name = "modem"
+
+    def __init__(
+        self,
+        open_port: PortFactory,
+        *,
+        command_timeout_s: float = 5.0,
+        send_timeout_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._open_port = open_port
+        self._command_timeout_s = command_timeout_s
+        self._send_timeout_s = send_timeout_s
+        self._monotonic = monotonic
+        self._port: SerialPort | None = None
+        self._buffer = b""
+        self._ready = False
+        self._reference = 0
+        self._announced: list[int] = []
+        self.resets_seen = 0
+
+    # -- connection -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the port."""
+        if self._port is not None:
+            try:
+                self._port.close()
+            except (OSError, serial.SerialException):
+                log.debug("closing the modem port failed", exc_info=True)
+        self._port = None
+        self._ready = False
+
+    def _ensure_ready(self) -> None:
+        if self._port is None:
+            try:
+                self._port = self._open_port()
+            except (OSError, serial.SerialException) as exc:
+                raise ChannelError("port_unavailable", str(exc)) from None
+            self._buffer = b""
+            self._ready = False
+        self._drain()
+        if self._ready:
+            return
+        # A modem that just powered up may need a moment: a few plain ATs until it answers.
+        for attempt in range(3):
+            try:
+                self._command("AT", timeout_s=min(self._command_timeout_s, 2.0))
+                break
+            except ChannelError as exc:
+                if exc.cause != "timeout" or attempt == 2:
+                    raise
+        self._command("ATE0")
+        self._command("AT+CMEE=1")
+        try:
+            self._command("AT+CPIN?", expect="+CPIN:")
+        except ChannelError as exc:
+            raise ChannelError("no_sim", exc.detail) from None
+        lines = self._command("AT+CREG?", expect="+CREG:")
+        stat = lines[0].split(",")[-1].strip() if lines else ""
+        if stat not in ("1", "5"):  # registered, home or roaming
+            raise ChannelError("no_network", f"+CREG stat {stat or '?'}")
+        self._command("AT+CMGF=0")
+        self._command("AT+CNMI=2,1,0,0,0")
+        self._ready = True
+        log.info("Módem GSM listo / GSM modem ready")
+
+    def signal_quality(self) -> int | None:
+        """RSSI from ``AT+CSQ`` (0–31), None when unknown."""
+        self._ensure_ready()
+        lines = self._command("AT+CSQ", expect="+CSQ:")
+        rssi = int(lines[0].split(":")[1].split(",")[0]) if lines else 99
+        return None if rssi == 99 else rssi
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(self, phone: str, text: str) -> str:
+        """Send ``text`` (as many parts as needed); return the message references."""
+        try:
+            self._ensure_ready()
+            self._reference = (self._reference + 1) % 256
+            refs = []
+            for pdu in encode_submit(phone, text, reference=self._reference):
+                self._write(f"AT+CMGS={pdu.tpdu_length}\r".encode())
+                self._wait_prompt()
+                self._write(pdu.hex.encode("ascii") + b"\x1a")
+                lines = self._collect(self._send_timeout_s, expect="+CMGS:")
+                refs.append(lines[0].split(":")[1].strip() if lines else "?")
+            return ",".join(refs)
+        except ChannelError as exc:
+            if exc.cause in ("timeout", "modem_reset", "invalid_pdu_mode_parameter", "error"):
+                self._ready = False  # settings may be lost: initialise again next time
+            if exc.cause == "port_unavailable":
+                self.close()
+            raise
+
+    def _wait_prompt(self) -> None:
+        deadline = self._monotonic() + self._command_timeout_s
+        while True:
+            if b">" in self._buffer:
+                self._buffer = self._buffer[self._buffer.index(b">") + 1 :]
+                return
+            for line in self._take_lines():
+                if not self._unsolicited(line):
+                    self._check_final(line, [])
+            if self._monotonic() >= deadline:
+                self._write(b"\x1b")  # cancel the half-started submission
+                raise ChannelError("timeout", "no '>' prompt")
+            self._read_some()
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def poll_incoming(self, sweep: bool = False) -> list[IncomingSms]:
+        """Messages announced with ``+CMTI`` (or all stored ones when ``sweep``); each is read
+        and deleted from the modem's storage. Call regularly from the owning thread."""
+        self._ensure_ready()
+        messages: list[IncomingSms] = []
+        if sweep:
+            lines = self._command("AT+CMGL=4", expect="")
+            for header, pdu in itertools.pairwise(lines):
+                if header.startswith("+CMGL:"):
+                    index = int(header.split(":")[1].split(",")[0])
+                    messages.extend(self._decoded(index, pdu))
+            self._announced.clear()
+        while self._announced:
+            index = self._announced.pop(0)
+            lines = self._command(f"AT+CMGR={index}", expect="")
+            if len(lines) >= 2:
+                messages.extend(self._decoded(index, lines[1]))
+        for message in messages:
+            self._command(f"AT+CMGD={message.index}")
+        return messages
+
+    def _drain(self) -> None:
+        """Handle whatever the modem said on its own (reset banners, +CMTI) since last time."""
+        self._read_some(timeout_s=0.0)
+        for line in self._take_lines():
+            self._unsolicited(line)
+
+    def _decoded(self, index: int, pdu: str) -> list[IncomingSms]:
+        try:
+            decoded: DeliverPdu = decode_deliver(pdu)
+        except PduError as exc:
+            log.warning("SMS ilegible en posición %d / unreadable SMS: %s", index, exc)
+            self._command(f"AT+CMGD={index}")
+            return []
+        return [IncomingSms(index, decoded.sender, decoded.text, decoded.timestamp)]
+
+    # -- AT plumbing ------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        assert self._port is not None
+        try:
+            self._port.write(data)
+        except (OSError, serial.SerialException) as exc:
+            self.close()
+            raise ChannelError("port_unavailable", str(exc)) from None
+
+    def _read_some(self, timeout_s: float | None = None) -> None:
+        assert self._port is not None
+        try:
+            waiting = self._port.in_waiting
+            if timeout_s == 0.0 and not waiting:
+                return
+            chunk = self._port.read(max(waiting, 1))
+        except (OSError, serial.SerialException) as exc:
+            self.close()
+            raise ChannelError("port_unavailable", str(exc)) from None
+        self._buffer += chunk
+
+    def _take_lines(self) -> list[str]:
+        lines = []
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                break
+            raw, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
+            line = raw.decode("latin-1").strip()
+            if line:
+                lines.append(line)
+        return lines
+
+    def _command(self, command: str, expect: str = "", timeout_s: float | None = None) -> list[str]:
+        """Send one command line; return the information lines (``expect`` prefix, or all)."""
+        if self._port is None:
+            raise ChannelError("port_unavailable", "not open")
+        self._write(command.encode("ascii") + b"\r")
+        try:
+            return self._collect(
+                self._command_timeout_s if timeout_s is None else timeout_s,
+                expect=expect,
+                echo=command,
+            )
+        except ChannelError as exc:
+            if exc.cause == "timeout":
+                self._ready = False
+            raise
+
+    def _collect(self, timeout_s: float, expect: str, echo: str = "") -> list[str]:
+        deadline = self._monotonic() + timeout_s
+        info: list[str] = []
+        while True:
+            for line in self._take_lines():
+                if echo and line == echo:
+                    continue
+                if self._unsolicited(line):
+                    continue
+                if self._check_final(line, info):
+                    return [x for x in info if not expect or x.startswith(expect)]
+                info.append(line)
+            if self._monotonic() >= deadline:
+                raise ChannelError("timeout", f"no answer within {timeout_s:.1f}s")
+            self._read_some()
+
+    def _check_final(self, line: str, info: list[str]) -> bool:
+        """True on OK; raise on error results."""
+        if line == _FINAL_OK:
+            return True
+        if line in ("ERROR", "NO CARRIER"):
+            raise ChannelError("error", line)
+        if (m := _CMS.match(line)) is not None:
+            code = int(m.group(1))
+            raise ChannelError(CMS_CAUSES.get(code, f"cms_{code}"), line)
+        if (m := _CME.match(line)) is not None:
+            detail = m.group(1)
+            cause = "no_sim" if detail.strip() in ("10", "SIM not inserted") else "cme_error"
+            raise ChannelError(cause, line)
+        return False
+
+    def _unsolicited(self, line: str) -> bool:
+        if not line.startswith(_UNSOLICITED):
+            return False
+        if line.startswith("+CMTI:"):
+            try:
+                self._announced.append(int(line.rsplit(",", 1)[1]))
+            except (IndexError, ValueError):
+                log.warning("+CMTI ilegible / unreadable +CMTI: %r", line)
+        elif line.startswith(_RESET_BANNERS):
+            self.resets_seen += 1
+            self._ready = False
+            log.warning("El módem se reinició / modem reset (%s)", line)
+        return True

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge.calibration_records import CalibrationBook
 from edge.farmconfig import RainGauge, SensorConfig, SoilMoistureSensor, WaterLevelSensor
+from edge.rain import CounterSample, RainInterval, rain_interval
 
 
 @dataclass(frozen=True)
@@ -68,3 +70,32 @@ def calibrate(sensor: SensorConfig, raw: float, previous_counter: float | None) 
     if isinstance(sensor, RainGauge):
         return Calibrated(value=rain_mm(sensor, raw, previous_counter), counter=raw)
     return water_level(sensor, raw)
+
+
+def soil_moisture_at(
+    sensor: SoilMoistureSensor, raw: float, ts_ms: int, book: CalibrationBook | None
+) -> float:
+    """VWC (%) by the calibration record in force at ``ts_ms``, else the sensor's polynomial."""
+    curve = None if book is None else book.curve_at(sensor.id, ts_ms)
+    return soil_moisture_pct(sensor, raw) if curve is None else curve.apply(raw)
+
+
+def rain_between(
+    sensor: RainGauge, previous: CounterSample | None, sample: CounterSample
+) -> RainInterval:
+    """Rain between two counter samples with rollover, reboot, debounce and rate limits
+    (``edge.rain``); ``refused`` is set when the tips are not believable."""
+    return rain_interval(sensor, previous, sample)
+
+
+def calibrate_at(
+    sensor: SensorConfig,
+    raw: float,
+    ts_ms: int,
+    previous_counter: float | None,
+    book: CalibrationBook | None,
+) -> Calibrated:
+    """Like ``calibrate``, but soil moisture uses the calibration record in force at ``ts_ms``."""
+    if isinstance(sensor, SoilMoistureSensor):
+        return Calibrated(value=soil_moisture_at(sensor, raw, ts_ms, book))
+    return calibrate(sensor, raw, previous_counter)

@@ -11,8 +11,17 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from edge.calibration_records import CalibrationRecord, SoilCurve
+from edge.levels import check_table, piecewise_linear
 from farmwatch_shared.alert_rules import AlertRule, Contact
 from farmwatch_shared.contract import IDENT_PATTERN, SensorKind
 
@@ -78,8 +87,33 @@ class HorizontalCylinder(_Frozen):
         return segment * (self.length_mm / 100.0)
 
 
+class StrappingTable(_Frozen):
+    """Irregular tank or reservoir: a measured table of (level mm, litres) rows, interpolated
+    linearly (e.g. from filling it with a metered pump, or from a survey of the pond)."""
+
+    shape: Literal["strapping_table"]
+    points: tuple[tuple[float, float], ...]
+
+    @field_validator("points")
+    @classmethod
+    def _rising(cls, points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        check_table(points, monotonic_y=True)
+        if points[0][0] < 0 or points[0][1] < 0:
+            raise ValueError("strapping table levels and litres start at 0 or above")
+        return points
+
+    @property
+    def usable_height_mm(self) -> float:
+        return self.points[-1][0]
+
+    def volume_l(self, level_mm: float) -> float:
+        """Litres held at ``level_mm`` above the bottom (the table's first row is the floor)."""
+        return piecewise_linear(self.points, level_mm)
+
+
 Vessel = Annotated[
-    VerticalCylinder | RectangularTrough | HorizontalCylinder, Field(discriminator="shape")
+    VerticalCylinder | RectangularTrough | HorizontalCylinder | StrappingTable,
+    Field(discriminator="shape"),
 ]
 
 
@@ -112,12 +146,24 @@ class PressureTransducer(_Frozen):
 Transducer = Annotated[UltrasonicTransducer | PressureTransducer, Field(discriminator="type")]
 
 
+class BusSource(_Frozen):
+    """Where a sensor read over a field bus (Modbus RTU, SDI-12) gets its raw value."""
+
+    bus: Ident
+    address: int | str
+    """Device address on the bus: Modbus unit id 1–247, SDI-12 address "0"–"9", "a"–"z"…"""
+    point: str = Field(min_length=1, max_length=32)
+    """Which value of the device: a register-map field (Modbus) or a value index (SDI-12)."""
+
+
 class _SensorBase(_Frozen):
     id: Ident
     agent: Ident
     channel: Channel
     label: str = ""
     """Human name shown to operators, e.g. "Bebedero potrero norte"."""
+    source: BusSource | None = None
+    """Set for sensors on a field bus; unset for sensors on the FWL/1 microcontroller."""
 
 
 class SoilMoistureSensor(_SensorBase):
@@ -135,6 +181,10 @@ class RainGauge(_SensorBase):
     kind: Literal[SensorKind.RAIN]
     bucket_mm: Positive = 0.2
     counter_modulo: int = Field(default=65536, gt=1)
+    max_rate_mm_h: Positive = 300.0
+    """Rain faster than this over an interval is not rain (a stuck or bouncing switch)."""
+    min_tip_interval_ms: float = Field(default=50.0, ge=0)
+    """A bucket cannot tip faster than this (switch debounce); more tips are bounces."""
 
 
 class WaterLevelSensor(_SensorBase):
@@ -164,6 +214,31 @@ class MicrocontrollerSettings(_Frozen):
     """Samples the firmware keeps in RAM until the agent acknowledges them."""
 
 
+class BusDevice(_Frozen):
+    """One device on a field bus and how often to poll it."""
+
+    address: int | str
+    interval_s: float = Field(default=60.0, gt=0)
+    options: dict[str, str | int | float | bool] = {}
+    """Driver-specific settings, e.g. ``register_map`` (Modbus), ``command`` (SDI-12)."""
+
+
+class BusConfig(_Frozen):
+    """A serial field bus read directly by the agent (RS-485 Modbus RTU, SDI-12 adapter…)."""
+
+    id: Ident
+    agent: Ident
+    driver: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    """Name of a driver module in ``edge/drivers/`` (e.g. "modbus_rtu", "sdi12")."""
+    port: str
+    baudrate: int = Field(default=9600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    timeout_s: float = Field(default=1.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    devices: tuple[BusDevice, ...] = Field(min_length=1)
+
+
 class AgentConfig(_Frozen):
     """One Raspberry Pi edge agent and the microcontroller it reads."""
 
@@ -189,6 +264,9 @@ class FarmConfig(_Frozen):
     sensors: tuple[SensorConfig, ...] = ()
     alerts: tuple[AlertRule, ...] = ()
     contacts: tuple[Contact, ...] = ()
+    buses: tuple[BusConfig, ...] = ()
+    soil_curves: tuple[SoilCurve, ...] = ()
+    calibrations: tuple[CalibrationRecord, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> FarmConfig:
@@ -215,7 +293,48 @@ class FarmConfig(_Frozen):
             wanted = _RULE_SENSOR_KIND.get(rule.type)
             if sensor_id is not None and wanted is not None and kinds[sensor_id] != wanted:
                 raise ValueError(f"alert {rule.id}: {rule.type} needs a {wanted.value} sensor")
+        self._check_buses(agent_ids)
+        self._check_calibrations(kinds)
         return self
+
+    def _check_buses(self, agent_ids: list[str]) -> None:
+        buses = {b.id: b for b in self.buses}
+        if len(buses) != len(self.buses):
+            raise ValueError("bus ids must be unique")
+        for bus in self.buses:
+            if bus.agent not in agent_ids:
+                raise ValueError(f"bus {bus.id} names unknown agent {bus.agent}")
+            addresses = [str(d.address) for d in bus.devices]
+            if len(set(addresses)) != len(addresses):
+                raise ValueError(f"bus {bus.id}: two devices share an address")
+        for sensor in self.sensors:
+            if sensor.source is None:
+                continue
+            owner = buses.get(sensor.source.bus)
+            if owner is None:
+                raise ValueError(f"sensor {sensor.id} names unknown bus {sensor.source.bus}")
+            if owner.agent != sensor.agent:
+                raise ValueError(f"sensor {sensor.id}: bus {owner.id} is on agent {owner.agent}")
+            if str(sensor.source.address) not in {str(d.address) for d in owner.devices}:
+                raise ValueError(
+                    f"sensor {sensor.id}: no device {sensor.source.address} on bus {owner.id}"
+                )
+
+    def _check_calibrations(self, kinds: dict[str, SensorKind]) -> None:
+        curve_ids = {c.id for c in self.soil_curves}
+        if len(curve_ids) != len(self.soil_curves):
+            raise ValueError("soil curve ids must be unique")
+        for record in self.calibrations:
+            if kinds.get(record.sensor) is not SensorKind.SOIL_MOISTURE:
+                raise ValueError(f"calibration names {record.sensor}, not a soil moisture sensor")
+            if record.soil_curve is not None and record.soil_curve not in curve_ids:
+                raise ValueError(
+                    f"calibration of {record.sensor}: no soil curve {record.soil_curve}"
+                )
+
+    def buses_of(self, agent_id: str) -> tuple[BusConfig, ...]:
+        """The field buses read by one agent."""
+        return tuple(b for b in self.buses if b.agent == agent_id)
 
     def agent(self, agent_id: str | None) -> AgentConfig:
         """The agent with this id, or the only agent when ``agent_id`` is None."""

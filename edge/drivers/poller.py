@@ -102,7 +102,11 @@ class BusPoller:
             while not stop.is_set():
                 stop.wait(self.poll_due())
         finally:
-            self._driver.close()
+            self.close()
+
+    def close(self) -> None:
+        """Close the bus (the driver's port)."""
+        self._driver.close()
 
 
 class OutboxSink:

@@ -151,14 +151,16 @@ class GsmModemEmulator:
         if self._thread is not None:
             self._thread.join(2.0)
 
-    def reset(self) -> None:
-        """Power cycle: settings back to defaults (echo on, text mode, no notifications)."""
+    def reset(self, announce: bool = True) -> None:
+        """Power cycle: settings back to defaults (echo on, text mode, no notifications);
+        ``announce=False`` loses the ``RDY`` banner, as when it came while nobody listened."""
         with self._lock:
             self._echo, self._pdu_mode, self._notify = True, False, False
             self._pending_submit = None
             self._buffer = b""
             self.resets += 1
-            self.link.write(b"\r\nRDY\r\n")
+            if announce:
+                self.link.write(b"\r\nRDY\r\n")
 
     def receive_sms(self, sender: str, text: str) -> int:
         """An SMS arrives from ``sender``: store it (SIM storage) and announce it."""

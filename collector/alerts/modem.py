@@ -131,7 +131,19 @@ class GsmModem:
     # -- sending ----------------------------------------------------------------------------
 
     def send(self, phone: str, text: str) -> str:
-        """Send ``text`` (as many parts as needed); return the message references."""
+        """Send ``text`` (as many parts as needed); return the message references.
+
+        A modem that lost its settings unnoticed (PDU mode refused) is initialised again and the
+        message retried once."""
+        try:
+            return self._send_once(phone, text)
+        except ChannelError as exc:
+            if exc.cause != "invalid_pdu_mode_parameter":
+                raise
+            log.warning("El módem perdió su configuración / modem lost its settings: again")
+            return self._send_once(phone, text)
+
+    def _send_once(self, phone: str, text: str) -> str:
         try:
             self._ensure_ready()
             self._reference = (self._reference + 1) % 256
@@ -166,9 +178,12 @@ class GsmModem:
 
     # -- receiving --------------------------------------------------------------------------
 
-    def poll_incoming(self, sweep: bool = False) -> list[IncomingSms]:
+    def poll_incoming(
+        self, sweep: bool = False, accept: Callable[[IncomingSms], None] | None = None
+    ) -> list[IncomingSms]:
         """Messages announced with ``+CMTI`` (or all stored ones when ``sweep``); each is read
-        and deleted from the modem's storage. Call regularly from the owning thread."""
+        and deleted from the modem's storage, after ``accept`` (which stores it durably)
+        returned. Call regularly from the owning thread."""
         self._ensure_ready()
         messages: list[IncomingSms] = []
         if sweep:
@@ -184,6 +199,8 @@ class GsmModem:
             if len(lines) >= 2:
                 messages.extend(self._decoded(index, lines[1]))
         for message in messages:
+            if accept is not None:
+                accept(message)
             self._command(f"AT+CMGD={message.index}")
         return messages
 

@@ -68,7 +68,8 @@ def step(prev: RuleState, obs: Observation, now_ms: int, rule: AlertRule) -> Ste
                 acked=False,
                 escalated=False,
             )
-        return Step(state, tuple(transitions), tuple(notices), opens)
+        else:
+            return Step(state, tuple(transitions), tuple(notices), opens)
 
     if state.state != "firing":
         return Step(state, tuple(transitions), tuple(notices), opens)

@@ -1,0 +1,137 @@
+"""``farmwatch-alerts``: run the alerting service, or check its configuration."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+
+from pydantic import ValidationError
+
+from collector.alerts.channels import SmsChannel
+from collector.alerts.http_gateway import TwilioGateway
+from collector.alerts.modem import GsmModem
+from collector.alerts.service import AlertService, owns_farm
+from collector.alerts.settings import AlertSettings
+from collector.writers import InfluxV1Writer, RetryableWriteError
+from edge.farmconfig import FarmConfig, FarmConfigError, load_farm_config
+from edge.serial_source import pyserial_factory
+from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
+from farmwatch_shared.clock import SystemClock
+from farmwatch_shared.problems import ProblemLog
+
+DESCRIPTION = """\
+Alertas farmwatch: evalúa las reglas de los archivos de granja y avisa por SMS (módem GSM y/o
+pasarela HTTP), en español o inglés por contacto.
+/ farmwatch alerts: evaluates the farm files' alert rules and sends SMS (GSM modem and/or HTTP
+gateway), in Spanish or English per contact.
+
+Settings come from FARMWATCH_ALERTS_* environment variables (FARMWATCH_ALERTS_FARM_DIR,
+FARMWATCH_ALERTS_STATE_DB, FARMWATCH_ALERTS_MQTT_HOST, FARMWATCH_ALERTS_MODEM_PORT,
+FARMWATCH_ALERTS_GATEWAY_URL, FARMWATCH_ALERTS_GATEWAY_AUTH_TOKEN_FILE, ...); see docs/alerts.md.
+"""
+
+
+def load_farms(settings: AlertSettings) -> dict[str, FarmConfig]:
+    """The farm files this instance owns, by farm id."""
+    files = sorted(settings.farm_dir.glob("*.toml"))
+    if not files:
+        raise FarmConfigError(f"{settings.farm_dir}: no farm files (*.toml)")
+    farms = {}
+    for path in files:
+        config = load_farm_config(path)
+        if owns_farm(config.farm.id, settings.instance_index, settings.instance_count):
+            farms[config.farm.id] = config
+    return farms
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(
+        prog="farmwatch-alerts",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate settings and farm files, print a summary, and exit (0 = valid, 2 = not)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = AlertSettings()
+        farms = load_farms(settings)
+    except (ValidationError, OSError, FarmConfigError) as exc:
+        return config_error(exc)
+    if args.check_config:
+        channels = [
+            name
+            for name, on in (("modem", settings.modem_port), ("http", settings.gateway_url))
+            if on
+        ]
+        print(
+            f"Configuración válida / configuration valid: instance {settings.instance_index + 1}"
+            f"/{settings.instance_count}, broker {settings.mqtt_host}:{settings.mqtt_port} as "
+            f"{settings.client_id}, channels {' → '.join(channels)}, state {settings.state_db}"
+        )
+        for farm in farms.values():
+            print(
+                f"  {farm.farm.id}: {len(farm.alerts)} reglas/rules, "
+                f"{len(farm.contacts)} contactos/contacts"
+            )
+            if not farm.contacts:
+                print(f"  ! {farm.farm.id}: sin contactos / no contacts", file=sys.stderr)
+        return 0
+    setup_logging(settings.log_level)
+    log = logging.getLogger("farmwatch.alerts")
+    stop = stop_on_signals()
+    channels_list: list[SmsChannel] = []
+    modem = None
+    if settings.modem_port is not None:
+        modem = GsmModem(
+            pyserial_factory(settings.modem_port, settings.modem_baudrate, 0.05),
+            command_timeout_s=settings.modem_command_timeout_s,
+            send_timeout_s=settings.modem_send_timeout_s,
+        )
+        channels_list.append(modem)
+    if settings.gateway_url is not None:
+        assert settings.gateway_auth_token is not None  # checked by the settings
+        channels_list.append(
+            TwilioGateway(
+                settings.gateway_url,
+                settings.gateway_account_sid,
+                settings.gateway_auth_token,
+                settings.gateway_from,
+            )
+        )
+    writer = None
+    if settings.influx_url is not None:
+        writer = InfluxV1Writer(
+            settings.influx_url,
+            settings.influx_database,
+            username=settings.influx_username,
+            password=settings.influx_password,
+        )
+        try:
+            writer.ensure_database()
+        except RetryableWriteError as exc:
+            log.warning("InfluxDB no disponible; el historial esperará / unavailable: %s", exc)
+    service = AlertService(
+        farms=farms,
+        state_db=settings.state_db,
+        endpoint=settings.mqtt_endpoint(settings.client_id),
+        channels=channels_list,
+        clock=SystemClock(),
+        problems=ProblemLog(logging.getLogger("farmwatch.alerts.problems")),
+        modem=modem,
+        history_writer=writer,
+        session_expiry_s=settings.session_expiry_s,
+        holder=f"{socket.gethostname()}:{os.getpid()}",
+        lease_ttl_s=settings.lease_ttl_s,
+        retry_initial_s=settings.retry_initial_s,
+        retry_max_s=settings.retry_max_s,
+    )
+    service.run(stop)
+    return 0

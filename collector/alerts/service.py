@@ -1,0 +1,257 @@
+"""The alerting service: its own MQTT session (own client id, QoS 1, persistent, acknowledging
+each message only after its readings are committed), the rule engine, and the SMS delivery loop.
+
+Exactly one process sends for a set of farms: farms are split among instances by
+:func:`owns_farm` (deterministic), and processes sharing one state database take a lease in it
+before they subscribe; a standby waits and takes over the same MQTT session when the lease
+expires. See docs/alerts.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as paho
+
+from collector.alerts.channels import ChannelError, SmsChannel
+from collector.alerts.commands import CommandHandler
+from collector.alerts.dispatch import Dispatcher
+from collector.alerts.engine import AlertEngine
+from collector.alerts.history import HistoryExporter
+from collector.alerts.modem import GsmModem, IncomingSms
+from collector.alerts.store import AlertStore
+from collector.writers import PointWriter
+from edge.farmconfig import FarmConfig
+from farmwatch_shared.clock import Clock
+from farmwatch_shared.contract import (
+    READINGS_SUBSCRIPTION,
+    STATUS_SUBSCRIPTION,
+    ContractError,
+    decode_batch,
+    decode_status,
+    parse_topic,
+)
+from farmwatch_shared.mqtt import MqttEndpoint, MqttSession
+from farmwatch_shared.problems import ProblemLog
+
+log = logging.getLogger(__name__)
+LEASE_NAME = "sender"
+
+
+def owns_farm(farm_id: str, index: int, count: int) -> bool:
+    """Whether instance ``index`` of ``count`` evaluates and sends for ``farm_id``."""
+    return zlib.crc32(farm_id.encode()) % count == index
+
+
+@dataclass(frozen=True)
+class _Message:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+
+
+@dataclass
+class ServiceTiming:
+    """Loop periods (tests shorten them)."""
+
+    tick_s: float = 1.0
+    idle_s: float = 0.02
+    inbox_poll_s: float = 0.5
+    inbox_sweep_s: float = 300.0
+    export_s: float = 5.0
+
+
+class AlertService:
+    """Wires MQTT, engine, outbox dispatcher, two-way SMS and history export."""
+
+    def __init__(
+        self,
+        *,
+        farms: Mapping[str, FarmConfig],
+        state_db: Path,
+        endpoint: MqttEndpoint,
+        channels: Sequence[SmsChannel],
+        clock: Clock,
+        problems: ProblemLog,
+        modem: GsmModem | None = None,
+        history_writer: PointWriter | None = None,
+        session_expiry_s: int = 7 * 24 * 3600,
+        holder: str = "alerts",
+        lease_ttl_s: float = 30.0,
+        retry_initial_s: float = 30.0,
+        retry_max_s: float = 900.0,
+        timing: ServiceTiming | None = None,
+    ) -> None:
+        self._farms = dict(farms)
+        self._state_db = state_db
+        self._channels = list(channels)
+        self._modem = modem
+        self._clock = clock
+        self._problems = problems
+        self._history_writer = history_writer
+        self._holder = holder
+        self._lease_ttl_ms = int(lease_ttl_s * 1000)
+        self._retry = (retry_initial_s, retry_max_s)
+        self.timing = timing or ServiceTiming()
+        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self.leader = threading.Event()
+        """Set while this process holds the sender lease and is subscribed."""
+        self.messages_processed = 0
+        self.session = MqttSession(
+            endpoint,
+            clean_start=False,
+            session_expiry_s=session_expiry_s,
+            manual_ack=True,
+            max_inflight=50,
+            receive_maximum=200,
+            on_connected=self._subscribe,
+            on_message=self._on_message,
+        )
+
+    # -- MQTT -------------------------------------------------------------------------------
+
+    def _subscribe(self, session: MqttSession) -> None:
+        result, _ = session.client.subscribe([(READINGS_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
+        if result != paho.MQTT_ERR_SUCCESS:
+            log.error("subscribe failed: rc=%s", result)
+
+    def _on_message(self, message: paho.MQTTMessage) -> None:
+        self._inbox.put(_Message(message.mid, message.qos, message.topic, bytes(message.payload)))
+
+    def _ack(self, message: _Message) -> None:
+        if message.qos > 0:
+            self.session.client.ack(message.mid, message.qos)
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set: wait for the lease, then evaluate and deliver."""
+        delivery = threading.Thread(
+            target=self._delivery_loop, args=(stop,), name="alerts-delivery", daemon=True
+        )
+        delivery.start()
+        try:
+            self._engine_loop(stop)
+        finally:
+            delivery.join(30.0)
+
+    def _engine_loop(self, stop: threading.Event) -> None:
+        store = AlertStore(self._state_db)
+        try:
+            while not stop.is_set():
+                if store.try_lease(
+                    LEASE_NAME, self._holder, self._clock.now_ms(), self._lease_ttl_ms
+                ):
+                    break
+                stop.wait(min(self._lease_ttl_ms / 4000, 2.0))
+            if stop.is_set():
+                return
+            log.info("Este proceso envía las alertas / this process sends the alerts")
+            engine = AlertEngine(store, self._farms, self._clock, self._problems)
+            self.session.start()
+            self.leader.set()
+            next_tick = 0.0
+            while not stop.is_set():
+                try:
+                    message = self._inbox.get(timeout=self.timing.idle_s)
+                except queue.Empty:
+                    message = None
+                if message is not None:
+                    self._process(engine, message)
+                    self._ack(message)
+                    self.messages_processed += 1
+                    self._wake.set()
+                now = self._clock.monotonic()
+                if now >= next_tick:
+                    next_tick = now + self.timing.tick_s
+                    if not store.try_lease(
+                        LEASE_NAME, self._holder, self._clock.now_ms(), self._lease_ttl_ms
+                    ):
+                        log.error("Perdí el turno de envío / lost the sender lease: stopping")
+                        break
+                    engine.tick()
+                    self._wake.set()
+        finally:
+            self.leader.clear()
+            self.session.stop()
+            store.release_lease(LEASE_NAME, self._holder)
+            store.close()
+
+    def _process(self, engine: AlertEngine, message: _Message) -> None:
+        try:
+            farm, agent, leaf = parse_topic(message.topic)
+            if farm not in self._farms:
+                return  # another instance's farm, or no farm file here
+            if leaf == "readings":
+                batch = decode_batch(message.payload)
+                if batch.farm != farm or batch.agent != agent:
+                    raise ContractError("topic_mismatch", message.topic)
+                engine.ingest_batch(batch)
+            elif leaf == "status" and message.payload:
+                status = decode_status(message.payload)
+                if status.farm != farm or status.agent != agent:
+                    raise ContractError("topic_mismatch", message.topic)
+                engine.ingest_status(status)
+        except ContractError as exc:
+            self._problems.report(exc.cause, f"{message.topic}: {exc.detail}")
+
+    def _delivery_loop(self, stop: threading.Event) -> None:
+        store = AlertStore(self._state_db)
+        dispatcher = Dispatcher(
+            store,
+            self._channels,
+            self._clock,
+            self._problems,
+            retry_initial_s=self._retry[0],
+            retry_max_s=self._retry[1],
+        )
+        self.dispatcher = dispatcher
+        commands = CommandHandler(store, self._farms, self._clock, self._problems)
+        exporter = (
+            HistoryExporter(store, self._history_writer, self._problems)
+            if self._history_writer is not None
+            else None
+        )
+        next_inbox = next_sweep = next_export = 0.0
+        try:
+            while not stop.is_set():
+                self._wake.wait(self.timing.idle_s * 5)
+                self._wake.clear()
+                if not self.leader.is_set():
+                    continue
+                dispatcher.send_due()
+                now = self._clock.monotonic()
+                if self._modem is not None and now >= next_inbox:
+                    next_inbox = now + self.timing.inbox_poll_s
+                    sweep = now >= next_sweep
+                    if sweep:
+                        next_sweep = now + self.timing.inbox_sweep_s
+                    self._poll_modem(store, sweep)
+                if commands.handle_pending():
+                    dispatcher.send_due()
+                if exporter is not None and now >= next_export:
+                    next_export = now + self.timing.export_s
+                    exporter.export()
+            if exporter is not None:
+                exporter.export()
+        finally:
+            store.close()
+
+    def _poll_modem(self, store: AlertStore, sweep: bool) -> None:
+        assert self._modem is not None
+
+        def accept(sms: IncomingSms) -> None:
+            store.add_incoming(sms.sender, sms.text, sms.timestamp, self._clock.now_ms())
+
+        try:
+            self._modem.poll_incoming(sweep=sweep, accept=accept)
+        except ChannelError as exc:
+            self._problems.report(f"modem_inbox_{exc.cause}", str(exc))

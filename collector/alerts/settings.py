@@ -1,0 +1,69 @@
+"""Alerting service settings: environment variables ``FARMWATCH_ALERTS_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from farmwatch_shared.settings import MqttSettings, read_secret_file
+
+
+class AlertSettings(BaseSettings, MqttSettings):
+    """Where the farm files, the state and the SMS channels are."""
+
+    model_config = SettingsConfigDict(env_prefix="FARMWATCH_ALERTS_", extra="forbid")
+
+    farm_dir: Path = Path("/etc/farmwatch/farms")
+    """Directory of farm files (``*.toml``): rules and contacts."""
+    state_db: Path = Path("/var/lib/farmwatch/alerts.sqlite3")
+    client_id: str = "farmwatch-alerts"
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    instance_index: int = Field(default=0, ge=0)
+    instance_count: int = Field(default=1, ge=1)
+    """Farms are split among ``instance_count`` alerters by a hash of the farm id."""
+    lease_ttl_s: float = Field(default=30.0, gt=1)
+
+    modem_port: str | None = None
+    """Serial device of the GSM modem, e.g. /dev/serial/by-id/usb-SIMCOM…-if02."""
+    modem_baudrate: int = 115200
+    modem_command_timeout_s: float = Field(default=5.0, gt=0)
+    modem_send_timeout_s: float = Field(default=60.0, gt=0)
+
+    gateway_url: str | None = None
+    """Base URL of a Twilio-shaped HTTP SMS API, e.g. https://api.twilio.com."""
+    gateway_account_sid: str = ""
+    gateway_auth_token: SecretStr | None = None
+    gateway_auth_token_file: Path | None = None
+    gateway_from: str = ""
+
+    retry_initial_s: float = Field(default=30.0, gt=0)
+    retry_max_s: float = Field(default=900.0, gt=0)
+
+    influx_url: str | None = None
+    """InfluxDB 1.x for the alert history (``alert_event``, ``sms_sent``); unset: SQLite only."""
+    influx_database: str = "farmwatch"
+    influx_username: str | None = None
+    influx_password: SecretStr | None = None
+    influx_password_file: Path | None = None
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> AlertSettings:
+        if self.gateway_auth_token_file is not None:
+            self.gateway_auth_token = read_secret_file(self.gateway_auth_token_file)
+        if self.influx_password_file is not None:
+            self.influx_password = read_secret_file(self.influx_password_file)
+        if self.instance_index >= self.instance_count:
+            raise ValueError("instance_index must be below instance_count")
+        if self.gateway_url is not None and (
+            not self.gateway_account_sid or self.gateway_auth_token is None or not self.gateway_from
+        ):
+            raise ValueError(
+                "gateway_url needs gateway_account_sid, gateway_auth_token(_file) and gateway_from"
+            )
+        if self.modem_port is None and self.gateway_url is None:
+            raise ValueError("configure an SMS channel: modem_port and/or gateway_url")
+        return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import struct
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -263,3 +264,16 @@ def test_farm_file_naming_an_unknown_map_field_is_refused_before_opening(
     config = FarmConfig.model_validate(data)
     with pytest.raises(ValueError, match="salinity"):
         build_pollers(config, "pi-1", lambda sample: None, StepClock(), problems)
+
+
+def test_the_farm_file_example_in_the_docs_is_valid_and_builds_pollers(
+    problems: ProblemLog,
+) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "drivers.md").read_text(encoding="utf-8")
+    example = text.split("## Farm file", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    header = '[farm]\nid = "doc-farm"\nname = "Docs"\n[[agents]]\nid = "pi-1"\n'
+    config = FarmConfig.model_validate(tomllib.loads(header + example))
+    pollers = build_pollers(config, "pi-1", lambda sample: None, StepClock(), problems)
+    assert [p.bus.driver for p in pollers] == ["modbus_rtu", "sdi12"]
+    for poller in pollers:
+        poller.close()

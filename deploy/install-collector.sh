@@ -1,0 +1,69 @@
+#!/bin/sh
+# Install the farmwatch server side on plain Debian with Debian packages (Mosquitto, InfluxDB
+# 1.x) — the same path the demo and the tests use. Run as root from a checkout:
+#   sudo sh deploy/install-collector.sh
+# Creates the broker users (collector + one per farm file in firmware_configs/), the InfluxDB
+# retention policies and continuous queries, and starts the collector. Farm passwords are
+# written once to /etc/farmwatch/secrets/<farm>.mqtt-password (0600 root): copy each to its
+# Pi (deploy/install-edge.sh) and then delete it here.
+# Grafana is not in Debian: install it from Grafana's APT repository, then either copy
+# deploy/grafana/provisioning/ + dashboards/generated/ (see docs/deploy.md) or run
+# farmwatch-grafana-push against it.
+set -eu
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+PREFIX=/opt/farmwatch
+SECRETS=/etc/farmwatch/secrets
+
+[ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
+
+apt-get update
+apt-get install -y --no-install-recommends mosquitto influxdb python3 python3-venv python3-pip
+
+getent group farmwatch >/dev/null || groupadd --system farmwatch
+id farmwatch >/dev/null 2>&1 || useradd --system --gid farmwatch --no-create-home \
+    --shell /usr/sbin/nologin farmwatch
+
+python3 -m venv "$PREFIX/venv"
+"$PREFIX/venv/bin/pip" install --quiet --upgrade pip
+"$PREFIX/venv/bin/pip" install --quiet "$REPO"
+
+install -d -m 0750 -o root -g farmwatch /etc/farmwatch "$SECRETS"
+
+# Broker: shipped policy, ACL, password file readable by mosquitto only.
+install -m 0644 "$REPO/deploy/mosquitto/conf.d/farmwatch.conf" /etc/mosquitto/conf.d/farmwatch.conf
+install -m 0644 "$REPO/deploy/mosquitto/acl" /etc/mosquitto/farmwatch.acl
+PASSWD=/etc/mosquitto/farmwatch.passwd
+[ -f "$PASSWD" ] || install -m 0600 -o mosquitto -g mosquitto /dev/null "$PASSWD"
+
+if [ ! -f "$SECRETS/mqtt-collector-password" ]; then
+    umask 077
+    python3 -c 'import secrets; print(secrets.token_urlsafe(24))' > "$SECRETS/mqtt-collector-password"
+    # fed on stdin twice, so the password never appears on a command line
+    { cat "$SECRETS/mqtt-collector-password"; cat "$SECRETS/mqtt-collector-password"; } \
+        | mosquitto_passwd "$PASSWD" farmwatch-collector >/dev/null
+    chgrp farmwatch "$SECRETS/mqtt-collector-password"
+    chmod 0640 "$SECRETS/mqtt-collector-password"
+fi
+for farm_file in "$REPO"/firmware_configs/*.toml; do
+    farm=$(basename "$farm_file" .toml)
+    if ! grep -q "^$farm:" "$PASSWD"; then
+        "$PREFIX/venv/bin/farmwatch-broker-user" "$farm" --password-file "$PASSWD" \
+            --acl-file /etc/mosquitto/farmwatch.acl --secret-out "$SECRETS/$farm.mqtt-password"
+    fi
+done
+chown mosquitto:mosquitto "$PASSWD"
+chmod 0600 "$PASSWD"
+systemctl restart mosquitto
+
+systemctl enable --now influxdb
+
+if [ ! -f /etc/farmwatch/collector.env ]; then
+    install -m 0640 -o root -g farmwatch "$REPO/deploy/env/collector.env.example" \
+        /etc/farmwatch/collector.env
+fi
+install -m 0644 "$REPO/deploy/systemd/farmwatch-collector.service" /etc/systemd/system/
+systemctl daemon-reload
+systemctl enable --now farmwatch-collector.service
+echo "farmwatch-collector instalado / installed; logs: journalctl -u farmwatch-collector -f"
+echo "Contraseñas de las granjas / farm passwords: $SECRETS/<farm>.mqtt-password"

@@ -1,7 +1,7 @@
 # farmwatch: `make demo` runs three emulated model farms end to end; `make test` runs the tests.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-CODE := edge collector farmwatch_shared farmwatch_emulators farmwatch_local
+CODE := edge collector farmwatch_shared farmwatch_emulators farmwatch_local dashboards
 
 .PHONY: setup system-deps venv test lint demo bench clean
 

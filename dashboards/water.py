@@ -148,14 +148,17 @@ def build(sensors: Sequence[SensorView]) -> dashboard_builders.Dashboard:
     board.with_panel(
         table_panel(
             "Alertas activas / active alerts",
-            "Último estado de cada regla que está disparada. Rules currently firing.",
+            "Reglas cuyo último evento del servicio de alertas es «firing». "
+            "Rules whose latest event from the alerting service is firing.",
             grid(0, 25, 24, 7),
         )
         .time_from("30d")
         .with_target(
             query(
-                'SELECT last("state") AS "state", last("text") AS "text" FROM "raw"."alert_event" '
-                f'WHERE {FARM_FILTER} AND $timeFilter GROUP BY "farm", "rule", "sensor"',
+                # alert_event (collector/alerts/history.py): tags farm, rule, state
+                'SELECT last("incident") AS "incident", "state", "from_state", "rule_type", '
+                f'"value" FROM "raw"."alert_event" WHERE {FARM_FILTER} AND $timeFilter '
+                'GROUP BY "farm", "rule"',
                 alias=None,
             ).table()
         )

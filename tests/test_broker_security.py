@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import queue
+import secrets
 import signal
 import stat
+import subprocess
 import threading
 from pathlib import Path
 
@@ -26,7 +28,12 @@ from collector.broker_users import (
     add_farm_user,
     main,
 )
-from farmwatch_local.services import SHIPPED_BROKER_ACL
+from farmwatch_local.services import (
+    SHIPPED_BROKER_ACL,
+    SHIPPED_BROKER_CONF,
+    MosquittoServer,
+    free_port,
+)
 
 NOT_AUTHORIZED = 135
 
@@ -221,3 +228,108 @@ def test_acl_detection() -> None:
     assert acl_grants_farm(shipped, "any-farm")
     assert not acl_grants_farm("user farmwatch-collector\ntopic read farmwatch/v1/#\n", "x")
     assert acl_grants_farm("\n".join(acl_entries("x")), "x")
+
+
+def tls_lines_from_shipped_config(port: int, certs: Path) -> str:
+    """The commented TLS listener of the shipped config, enabled with test paths."""
+    shipped = SHIPPED_BROKER_CONF.read_text(encoding="utf-8").splitlines()
+    wanted = ("listener 8883", "cafile ", "certfile ", "keyfile ", "tls_version ")
+    lines = [line[2:] for line in shipped if line.startswith("# ") and line[2:].startswith(wanted)]
+    assert len(lines) == 5, lines
+    rename = {"cafile": "ca.crt", "certfile": "server.crt", "keyfile": "server.key"}
+    enabled = []
+    for line in lines:
+        key = line.split()[0]
+        if key == "listener":
+            enabled.append(f"listener {port} 127.0.0.1")
+        elif key in rename:
+            enabled.append(f"{key} {certs / rename[key]}")
+        else:
+            enabled.append(line)
+    return "\n".join(enabled)
+
+
+def make_certificates(directory: Path) -> None:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl, EC P-256)."""
+    directory.mkdir()
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(
+        "req",
+        "-x509",
+        *curve,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=farmwatch test CA",
+    )
+    openssl("req", *curve, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "san.cnf",
+    )
+
+
+def test_documented_tls_listener_keeps_authentication_and_acls(tmp_path: Path) -> None:
+    certs = tmp_path / "certs"
+    make_certificates(certs)
+    tls_port = free_port()
+    passwords = {"oax-mixteca": secrets.token_hex(12), "farmwatch-collector": secrets.token_hex(12)}
+    server = MosquittoServer(
+        data_dir=tmp_path / "mosquitto",
+        users=passwords,
+        extra_config=tls_lines_from_shipped_config(tls_port, certs),
+    )
+    server.start()
+    try:
+
+        def tls_client(user: str | None) -> tuple[paho.Client, queue.Queue[ReasonCode]]:
+            client = paho.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=f"tls-{user}",
+                protocol=paho.MQTTv5,
+            )
+            client.tls_set(ca_certs=str(certs / "ca.crt"))
+            if user is not None:
+                client.username_pw_set(user, passwords[user])
+            answers: queue.Queue[ReasonCode] = queue.Queue()
+            client.on_connect = lambda c, u, f, rc, p: answers.put(rc)
+            client.on_publish = lambda c, u, mid, rc, p: answers.put(rc)
+            client.connect("127.0.0.1", tls_port)
+            client.loop_start()
+            return client, answers
+
+        anonymous, answers = tls_client(None)
+        assert answers.get(timeout=10).is_failure
+        anonymous.loop_stop()
+        farm, answers = tls_client("oax-mixteca")
+        try:
+            assert not answers.get(timeout=10).is_failure  # TLS handshake + login
+            farm.publish("farmwatch/v1/oax-istmo/pi-1/readings", b"x", qos=1)
+            assert answers.get(timeout=10).value == NOT_AUTHORIZED
+        finally:
+            farm.disconnect()
+            farm.loop_stop()
+    finally:
+        server.stop()

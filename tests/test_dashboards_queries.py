@@ -18,6 +18,7 @@ from conftest import COLLECTOR_USER, FARMS, Broker, FrozenClock, Influx, wait_fo
 from harness import collector_settings, farm_config, start_agent, start_collector
 
 from collector.influx_setup import RetentionPlan, apply
+from collector.lineprotocol import generic_line
 from collector.writers import InfluxV1Writer
 from dashboards.build import GENERATED
 from dashboards.macros import TimeRange, expand, panel_range, series_name
@@ -60,8 +61,10 @@ EXPECTED: dict[tuple[str, str, str], set[str] | tuple[set[str], set[str]]] = {
     ("farmwatch-water", "Días de agua", "A"): LEVELS,
     ("farmwatch-water", "Última actualización", "A"): LEVELS,
     ("farmwatch-water", "Nivel y umbral de alerta", "A"): LEVELS,
-    # nothing writes alert_event in this pipeline: the query must run and return no series
-    ("farmwatch-water", "Alertas activas", "A"): set(),
+    ("farmwatch-water", "Alertas activas", "A"): {
+        "oax-mixteca/trough-north-low",
+        "oax-istmo/trough-long-low",
+    },
     ("farmwatch-soil-rain", "Humedad del suelo", "A"): SOIL,
     ("farmwatch-soil-rain", "Lluvia diaria", "A"): RAIN,
     ("farmwatch-soil-rain", "Lluvia acumulada", "A"): RAIN,
@@ -169,6 +172,23 @@ def filled(
                 f"rain,agent=pi-1,farm={farm},sensor=rain,unit=mm value={LAST_YEAR_RAIN_MM},"
                 f"samples=96i {year_ago}"
                 for farm in FARMS
+            ]
+        )
+        # Alert history as the alerting service exports it (collector/alerts/history.py: tags
+        # farm, rule, state): that service is not part of this pipeline.
+        InfluxV1Writer(influx.url, influx.database).write(
+            [
+                generic_line(
+                    "alert_event",
+                    {"farm": farm, "rule": rule, "state": state},
+                    {"from_state": before, "incident": 1, "rule_type": "level_below"},
+                    now_ms - offset_ms,
+                )
+                for farm, rule, before, state, offset_ms in (
+                    ("oax-mixteca", "trough-north-low", "pending", "firing", 60_000),
+                    ("oax-istmo", "trough-long-low", "pending", "firing", 120_000),
+                    ("oax-istmo", "trough-long-low", "firing", "resolved", 60_000),
+                )
             ]
         )
         yield Filled(influx, now_ms)
@@ -283,6 +303,13 @@ def test_panel_values_match_the_readings(filled: Filled) -> None:
     rows = run_target(filled, soil_rain, previous, previous["targets"][0], None)
     assert {name: values[-1]["cumulative_sum"] for name, values in rows.items()} == {
         name: LAST_YEAR_RAIN_MM for name in RAIN
+    }
+    alerts = panel(water, "Alertas activas")
+    rows = run_target(filled, water, alerts, alerts["targets"][0], None)
+    # the latest event of each rule, with its state for the panel's "firing" filter
+    assert {name: values[-1]["state"] for name, values in rows.items()} == {
+        "oax-mixteca/trough-north-low": "firing",
+        "oax-istmo/trough-long-low": "resolved",
     }
     refill = panel(soil_rain, "Lluvia vs. recarga de tanques")
     target = next(t for t in refill["targets"] if t["refId"] == "B")

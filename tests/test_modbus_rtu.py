@@ -16,10 +16,14 @@ from edge.drivers.crc import crc16_a001, modbus_frame_ok
 from edge.drivers.modbus_rtu import (
     DRIVER,
     MAP_DIR,
+    DeviceInfo,
+    ModbusRtuDriver,
     RegisterField,
+    RegisterMap,
     decode_field,
     load_register_map,
     plan_requests,
+    pymodbus_client_factory,
 )
 from edge.drivers.poller import OutboxSink, build_pollers
 from edge.drivers.registry import UnknownDriverError, available_drivers, driver_spec
@@ -277,3 +281,26 @@ def test_the_farm_file_example_in_the_docs_is_valid_and_builds_pollers(
     assert [p.bus.driver for p in pollers] == ["modbus_rtu", "sdi12"]
     for poller in pollers:
         poller.close()
+
+
+def test_an_exception_response_is_reported_at_once_not_retried(
+    bus: ModbusRtuBus, problems: ProblemLog
+) -> None:
+    (bus_config,) = farm(bus.agent_path, retries=2).buses
+    odd_map = RegisterMap(
+        device=DeviceInfo(name="wrong map"),
+        fields={"nothing": RegisterField(address=0x50, type="uint16")},
+    )
+    driver = ModbusRtuDriver(
+        bus_config, pymodbus_client_factory(bus_config), {"odd": odd_map}, problems
+    )
+    device = bus_config.devices[0].model_copy(update={"options": {"register_map": "odd"}})
+    try:
+        with pytest.raises(DriverError) as caught:
+            driver.read(device, ["nothing"])
+    finally:
+        driver.close()
+    assert caught.value.cause == "modbus_exception"
+    assert "code 2" in caught.value.detail  # illegal data address
+    assert driver.requests == 1
+    assert problems.count("modbus_exception") == 1

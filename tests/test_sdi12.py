@@ -228,3 +228,15 @@ def test_farm_file_checks_sdi12_addresses_and_value_indices() -> None:
     bad = BusConfig.model_validate({**config.model_dump(), "devices": [{"address": "#"}]})
     with pytest.raises(ValueError, match="address"):
         DRIVER.check(bad, {})
+
+
+def test_address_query_on_a_bus_with_one_sensor(problems: ProblemLog) -> None:
+    lone = Sdi12Bus([Sdi12Sensor("7", [1.0])]).start()
+    driver = driver_for(lone, problems)
+    try:
+        assert driver.query_address() == "7"
+        assert driver.measure("7") == [1.0]
+    finally:
+        driver.close()
+        lone.stop()
+    assert [cmd for _, cmd in lone.commands] == ["?!", "7M!", "7D0!"]

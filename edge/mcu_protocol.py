@@ -4,7 +4,7 @@ Documented in ``firmware_configs/PROTOCOL.md``. Every line is ASCII, ``$<body>*<
 
     microcontroller → agent
     $R,<boot>,<seq>,<channel>,<raw>,<age_ms>     one reading, kept until acknowledged
-    $H,<firmware>,<boot>,<interval_s>,<overflowed>   hello: at boot, hourly, and on $S
+    $H,<firmware>,<boot>,<interval_s>,<overflowed>,<oldest>   hello: at boot, hourly, on $S
     agent → microcontroller
     $A,<boot>,<seq>                              readings up to seq of that boot are safe
     $S                                           say hello and resend what is unacknowledged
@@ -40,13 +40,15 @@ class McuReading:
 
 @dataclass(frozen=True)
 class McuHello:
-    """Hello: firmware, boot counter (changes at every reboot), sampling interval, and how many
-    unacknowledged readings the microcontroller had to overwrite since boot."""
+    """Hello: firmware, boot counter (changes at every reboot), sampling interval, how many
+    unacknowledged readings the microcontroller had to overwrite since boot, and the oldest
+    sequence number it still holds unacknowledged (its next one when it holds none)."""
 
     firmware: str
     boot: int
     interval_s: int
     overflowed: int
+    oldest: int
 
 
 @dataclass(frozen=True)
@@ -143,13 +145,12 @@ def _reading(fields: list[str]) -> McuReading | None:
 
 
 def _hello(fields: list[str]) -> McuHello | None:
-    _, firmware, boot, interval, overflowed = fields
-    boot_n, interval_n, overflowed_n = _count(boot), _count(interval), _count(overflowed)
-    if boot_n is None or interval_n is None or overflowed_n is None:
+    _, firmware, *numbers = fields
+    counts = [_count(n) for n in numbers]
+    if not _FIRMWARE.match(firmware) or any(c is None for c in counts):
         return None
-    if not _FIRMWARE.match(firmware):
-        return None
-    return McuHello(firmware=firmware, boot=boot_n, interval_s=interval_n, overflowed=overflowed_n)
+    boot, interval, overflowed, oldest = (int(c or 0) for c in counts)
+    return McuHello(firmware, boot, interval, overflowed, oldest)
 
 
 def _ack(fields: list[str]) -> AgentAck | None:
@@ -159,7 +160,7 @@ def _ack(fields: list[str]) -> AgentAck | None:
 
 _RECORDS: dict[str, tuple[int, Callable[[list[str]], Frame | None]]] = {
     "R": (6, _reading),
-    "H": (5, _hello),
+    "H": (6, _hello),
     "A": (3, _ack),
     "S": (1, lambda _fields: AgentSync()),
 }
@@ -174,7 +175,9 @@ def reading_line(frame: McuReading) -> bytes:
 
 def hello_line(frame: McuHello) -> bytes:
     """The line a microcontroller sends to say hello."""
-    return encode_line(f"H,{frame.firmware},{frame.boot},{frame.interval_s},{frame.overflowed}")
+    return encode_line(
+        f"H,{frame.firmware},{frame.boot},{frame.interval_s},{frame.overflowed},{frame.oldest}"
+    )
 
 
 def ack_line(boot: int, seq: int) -> bytes:

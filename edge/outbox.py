@@ -163,6 +163,13 @@ class Outbox:
             row = self._db.execute("SELECT value FROM sensor_state WHERE key=?", (key,)).fetchone()
         return None if row is None else float(row[0])
 
+    def set_state(self, state: Mapping[str, float]) -> None:
+        """Keep values between readings (e.g. a rain gauge's counter) without a reading."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for key, value in state.items():
+                self._db.execute("INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", (key, value))
+
     def quarantine(
         self, at_ms: int, cause: str, detail: str, state: Mapping[str, float] | None = None
     ) -> None:

@@ -1,9 +1,12 @@
 """Assembly: turns microcontroller lines into calibrated readings committed to the outbox.
 
-Each reading is identified by the microcontroller's (boot, seq); the last committed identity is
-stored with the reading in one transaction, so a reading resent after an agent crash is
-recognised and acknowledged again, never committed twice. Bad input (framing, checksum,
-unknown channel, impossible value) is counted, logged once per cause, quarantined, and skipped.
+Samples are committed strictly in the microcontroller's order: per boot, sample ``seq`` is
+taken only after ``seq - 1``. A sample that arrives ahead of a missing one (the missing line
+was garbled, or the agent just started) is not acknowledged, so the microcontroller resends it
+after the gap is filled; the agent asks for that at once with ``$S``. The last committed
+``(boot, seq)`` is stored with each reading in one transaction, so a resend of a committed
+sample is acknowledged again, never stored twice. Bad input (framing, checksum, unknown channel,
+impossible value) is counted, logged once per cause, quarantined, and skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from collections.abc import Callable, Sequence
 
 from edge.calibration import calibrate
 from edge.farmconfig import RainGauge, SensorConfig
-from edge.mcu_protocol import LineError, McuHello, McuReading, ack_line, parse_line
+from edge.mcu_protocol import (
+    SYNC_LINE,
+    LineError,
+    McuHello,
+    McuReading,
+    ack_line,
+    parse_line,
+)
 from edge.outbox import Outbox
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import UNITS, Reading, reading_problem
@@ -22,6 +32,8 @@ from farmwatch_shared.problems import ProblemLog
 log = logging.getLogger(__name__)
 BOOT_KEY = "mcu.boot"
 SEQ_KEY = "mcu.seq"
+TS_NUDGE_LIMIT_MS = 1000
+SYNC_INTERVAL_S = 1.0
 
 
 class ReadingRecorder:
@@ -40,6 +52,7 @@ class ReadingRecorder:
         self._clock = clock
         self._problems = problems
         self._reading_flags = reading_flags
+        self._last_sync = -SYNC_INTERVAL_S
         self.last_hello: McuHello | None = None
 
     def handle(self, item: bytes | LineError) -> bytes | None:
@@ -56,6 +69,12 @@ class ReadingRecorder:
         self._refuse("unexpected_record", repr(frame))
         return None
 
+    def _position(self) -> tuple[int | None, int]:
+        """(boot, last committed seq) of the microcontroller's stream, as stored."""
+        boot = self._outbox.sensor_state(BOOT_KEY)
+        seq = self._outbox.sensor_state(SEQ_KEY)
+        return (None if boot is None else int(boot)), (-1 if seq is None else int(seq))
+
     def _hello(self, frame: McuHello) -> None:
         if self.last_hello is None or frame.boot != self.last_hello.boot:
             log.info(
@@ -64,35 +83,59 @@ class ReadingRecorder:
                 frame.boot,
                 frame.interval_s,
             )
-        if frame.overflowed and (
-            self.last_hello is None
-            or frame.overflowed
-            > (self.last_hello.overflowed if self.last_hello.boot == frame.boot else 0)
-        ):
+        self.last_hello = frame
+        boot, last_seq = self._position()
+        if boot != frame.boot:
+            last_seq = -1  # a new boot counts from 0
+        if frame.oldest > last_seq + 1:
             self._problems.report(
                 "mcu_overflow",
-                f"el microcontrolador perdió lecturas / microcontroller overwrote "
-                f"{frame.overflowed} unacknowledged readings (boot {frame.boot})",
+                f"el microcontrolador perdió lecturas / the microcontroller overwrote "
+                f"{frame.oldest - last_seq - 1} unacknowledged samples (boot {frame.boot})",
             )
-        self.last_hello = frame
+        if boot != frame.boot or frame.oldest > last_seq + 1:
+            self._outbox.set_state(
+                {BOOT_KEY: float(frame.boot), SEQ_KEY: float(max(last_seq, frame.oldest - 1))}
+            )
 
-    def _reading(self, frame: McuReading) -> bytes:
-        last_boot = self._outbox.sensor_state(BOOT_KEY)
-        last_seq = self._outbox.sensor_state(SEQ_KEY)
-        if last_boot == frame.boot and last_seq is not None:
-            if frame.seq <= last_seq:
-                return ack_line(frame.boot, frame.seq)  # already committed: a resend
-            if frame.seq > last_seq + 1:
-                self._problems.report(
-                    "mcu_gap", f"boot {frame.boot}: seq {last_seq:.0f} → {frame.seq}"
-                )
-        identity = {BOOT_KEY: float(frame.boot), SEQ_KEY: float(frame.seq)}
+    def _reading(self, frame: McuReading) -> bytes | None:
+        boot, last_seq = self._position()
+        if boot != frame.boot:
+            if frame.seq != 0:
+                return self._out_of_order(frame, "unknown boot")
+            last_seq = -1
+        if frame.seq <= last_seq:
+            return ack_line(frame.boot, frame.seq)  # a resend of a committed sample
+        if frame.seq > last_seq + 1:
+            return self._out_of_order(frame, f"expected seq {last_seq + 1}")
+        position = {BOOT_KEY: float(frame.boot), SEQ_KEY: float(frame.seq)}
         sensor = self._by_channel.get(frame.channel)
         if sensor is None:
-            self._refuse("unknown_channel", f"channel {frame.channel!r}", identity)
+            self._refuse("unknown_channel", f"channel {frame.channel!r}", position)
             return ack_line(frame.boot, frame.seq)
+        self._commit(sensor, frame, position)
+        return ack_line(frame.boot, frame.seq)
+
+    def _out_of_order(self, frame: McuReading, why: str) -> bytes | None:
+        self._problems.report(
+            "mcu_out_of_order", f"boot {frame.boot} seq {frame.seq}: {why}; asking for a resend"
+        )
+        now = self._clock.monotonic()
+        if now - self._last_sync < SYNC_INTERVAL_S:
+            return None
+        self._last_sync = now
+        return SYNC_LINE
+
+    def _commit(self, sensor: SensorConfig, frame: McuReading, position: dict[str, float]) -> None:
         ts = self._clock.now_ms() - frame.age_ms
-        state = dict(identity)
+        last_ts_key = f"{sensor.id}.last_ts"
+        last_ts = self._outbox.sensor_state(last_ts_key)
+        if last_ts is not None and last_ts - TS_NUDGE_LIMIT_MS < ts <= last_ts:
+            # Two readings of one sensor must not share a timestamp: (series, time) is the
+            # point's identity in InfluxDB, so the second would overwrite the first. (A larger
+            # step back is the clock being corrected, not a collision.)
+            ts = int(last_ts) + 1
+        state = {**position, last_ts_key: float(ts)}
         previous = None
         if isinstance(sensor, RainGauge):
             previous = self._outbox.sensor_state(f"{sensor.id}.counter")
@@ -116,24 +159,20 @@ class ReadingRecorder:
         )
         problem = reading_problem(candidate)
         if problem is not None:
-            self._refuse(
-                f"impossible_{problem}",
-                f"{sensor.id}: raw {frame.raw} → {candidate.value} {candidate.unit}",
-                state,
-            )
-        else:
-            self._outbox.add(
-                sensor=candidate.sensor,
-                kind=candidate.kind,
-                ts=ts,
-                value=candidate.value,
-                unit=candidate.unit,
-                raw=candidate.raw,
-                volume_l=candidate.volume_l,
-                flags=candidate.flags,
-                state=state,
-            )
-        return ack_line(frame.boot, frame.seq)
+            detail = f"{sensor.id}: raw {frame.raw} → {candidate.value} {candidate.unit}"
+            self._refuse(f"impossible_{problem}", detail, state)
+            return
+        self._outbox.add(
+            sensor=candidate.sensor,
+            kind=candidate.kind,
+            ts=ts,
+            value=candidate.value,
+            unit=candidate.unit,
+            raw=candidate.raw,
+            volume_l=candidate.volume_l,
+            flags=candidate.flags,
+            state=state,
+        )
 
     def _refuse(self, cause: str, detail: str, state: dict[str, float] | None = None) -> None:
         self._problems.report(cause, detail)

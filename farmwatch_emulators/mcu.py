@@ -90,9 +90,9 @@ class McuEmulator:
     def send_hello(self) -> None:
         """Transmit the hello line."""
         with self._lock:
-            self.link.write(
-                hello_line(McuHello(self.firmware, self.boot, self.interval_s, self.overflowed))
-            )
+            oldest = next(iter(self._unacked), self._next_seq)
+            hello = McuHello(self.firmware, self.boot, self.interval_s, self.overflowed, oldest)
+            self.link.write(hello_line(hello))
 
     def send_raw(self, data: bytes) -> None:
         """Transmit arbitrary bytes (line noise, a half line, a corrupted frame)."""
@@ -132,15 +132,16 @@ class McuEmulator:
                 elif isinstance(frame, AgentSync):
                     self.syncs_received += 1
                     self.send_hello()
-                    self._resend(lambda _sent: True)
-            now = self._monotonic()
-            self._resend(lambda sent: now - sent >= self._resend_after_s)
+                    self._resend_all()
+            if self._unacked:
+                _, _, oldest_sent = next(iter(self._unacked.values()))
+                if self._monotonic() - oldest_sent >= self._resend_after_s:
+                    self._resend_all()
 
-    def _resend(self, due: Callable[[float], bool]) -> None:
+    def _resend_all(self) -> None:
+        """Go back to the oldest unacknowledged sample and resend all, in order."""
         now = self._monotonic()
-        for seq, (reading, sampled, sent) in list(self._unacked.items()):
-            if not due(sent):
-                continue
+        for seq, (reading, sampled, _sent) in list(self._unacked.items()):
             age_ms = int((now - sampled) * 1000)
             resent = McuReading(reading.boot, reading.seq, reading.channel, reading.raw, age_ms)
             if not self.link.write(reading_line(resent), timeout_s=0.05):

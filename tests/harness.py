@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import COLLECTOR_USER, FARM_FILES, Broker, Influx, wait_for
+from conftest import COLLECTOR_USER, FARM_FILES, REPO, Broker, Influx, wait_for
 from pydantic import SecretStr
 
 from collector.service import Collector, make_writer
@@ -151,3 +155,97 @@ def start_agent(
     running.thread.start()
     wait_for(lambda: mcu.syncs_received > 0, what="agent opened the serial port")
     return running
+
+
+def _child_env(values: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(values)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@dataclass
+class ChildProcess:
+    """A farmwatch service run as its own process (so a test can SIGKILL it)."""
+
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def kill(self) -> None:
+        """SIGKILL, as a power cut or the OOM killer would."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM and wait for a clean exit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def write_secret(path: Path, value: str) -> Path:
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def collector_process(
+    broker: Broker, influx_url: str, database: str, tmp_path: Path
+) -> ChildProcess:
+    """``farmwatch-collector`` as a child process."""
+    secret = write_secret(tmp_path / "collector.pw", broker.passwords[COLLECTOR_USER])
+    env = _child_env(
+        {
+            "FARMWATCH_COLLECTOR_MQTT_HOST": "127.0.0.1",
+            "FARMWATCH_COLLECTOR_MQTT_PORT": str(broker.port),
+            "FARMWATCH_COLLECTOR_MQTT_USERNAME": COLLECTOR_USER,
+            "FARMWATCH_COLLECTOR_MQTT_PASSWORD_FILE": str(secret),
+            "FARMWATCH_COLLECTOR_INFLUX_URL": influx_url,
+            "FARMWATCH_COLLECTOR_INFLUX_DATABASE": database,
+            "FARMWATCH_COLLECTOR_STATS_INTERVAL_S": "1",
+        }
+    )
+    return ChildProcess([sys.executable, "-m", "collector.cli"], env, tmp_path / "collector.log")
+
+
+def agent_process(
+    broker: Broker,
+    farm_file: Path,
+    serial_path: str,
+    tmp_path: Path,
+    user: str,
+    **settings: str,
+) -> ChildProcess:
+    """``farmwatch-edge`` as a child process reading ``serial_path``."""
+    secret = write_secret(tmp_path / f"{user}.pw", broker.passwords[user])
+    values = {
+        "FARMWATCH_EDGE_FARM_FILE": str(farm_file),
+        "FARMWATCH_EDGE_SERIAL_PORT": serial_path,
+        "FARMWATCH_EDGE_OUTBOX_PATH": str(tmp_path / "edge-outbox.sqlite3"),
+        "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
+        "FARMWATCH_EDGE_MQTT_PORT": str(broker.port),
+        "FARMWATCH_EDGE_MQTT_USERNAME": user,
+        "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(secret),
+        "FARMWATCH_EDGE_BATCH_MAX_AGE_S": "0.2",
+        "FARMWATCH_EDGE_STATUS_INTERVAL_S": "2",
+    }
+    values.update({f"FARMWATCH_EDGE_{k.upper()}": v for k, v in settings.items()})
+    return ChildProcess(
+        [sys.executable, "-m", "edge.cli"], _child_env(values), tmp_path / "edge.log"
+    )

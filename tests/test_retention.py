@@ -28,8 +28,15 @@ def policies(influx: Influx) -> dict[str, tuple[str, bool]]:
 
 
 def continuous_queries(influx: Influx) -> dict[str, str]:
-    rows = influx.query("SHOW CONTINUOUS QUERIES")
-    return {r["name"]: r["query"] for r in rows if influx.database in r["query"]}
+    """This test's database's CQs (the server is shared: other databases have none or others)."""
+    answer = InfluxV1Writer(influx.url, influx.database).query("SHOW CONTINUOUS QUERIES")
+    results = answer["results"]
+    assert isinstance(results, list)
+    found: dict[str, str] = {}
+    for series in results[0].get("series", []):
+        if series["name"] == influx.database:
+            found.update({row[0]: row[1] for row in series.get("values", [])})
+    return found
 
 
 def test_setup_creates_policies_and_queries_and_is_idempotent(influx: Influx) -> None:

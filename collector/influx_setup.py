@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ SUM_MEASUREMENTS = ("rain",)
 """Aggregated as a sum (rain is mm since the previous reading)."""
 DAY_OFFSET = "6h"
 """Daily buckets start at local midnight in Oaxaca and Chiapas (UTC−6, no DST since 2022)."""
+_DAY_OFFSET_MS = 6 * 3_600_000
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,14 @@ class RetentionPlan:
                 f"GROUP BY time(1d, {DAY_OFFSET}), *",
             )
         return queries
+
+    def rollups(self) -> list[str]:
+        """The SELECT … INTO bodies of the continuous queries, 15-minute ones first."""
+        bodies = [
+            statement.split(" BEGIN ", 1)[1].removesuffix(" END")
+            for statement in self.continuous_queries().values()
+        ]
+        return sorted(bodies, key=lambda body: "GROUP BY time(15m)" not in body)
 
     def _cq(self, name: str, resample_for: str, select: str) -> str:
         return (
@@ -161,6 +171,28 @@ def apply(query: Query, plan: RetentionPlan) -> list[str]:
     return ran
 
 
+def backfill(query: Query, plan: RetentionPlan, start_ms: int, end_ms: int) -> int:
+    """Recompute the aggregates of ``[start_ms, end_ms)`` from the raw readings.
+
+    The continuous queries only revisit the last hours (``resample_for_*``); an agent that was
+    offline for days delivers its outbox later, and this folds those readings in. Returns the
+    number of statements run."""
+    day_ms = 86_400_000
+    runs = 0
+    for body in plan.rollups():
+        # widen to whole buckets so no partial bucket overwrites a complete one
+        lo, hi = (start_ms, end_ms)
+        size, offset = (day_ms, _DAY_OFFSET_MS) if "time(1d" in body else (900_000, 0)
+        lo -= (lo - offset) % size
+        hi += size - (hi - offset) % size
+        bounded = body.replace(
+            " GROUP BY ", f" WHERE time >= {lo}ms AND time < {hi}ms GROUP BY ", 1
+        )
+        _run(query, bounded)
+        runs += 1
+    return runs
+
+
 DESCRIPTION = """\
 Crea las políticas de retención y las consultas continuas de farmwatch en InfluxDB 1.x.
 / Creates farmwatch's retention policies and continuous queries on InfluxDB 1.x.
@@ -187,6 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--print", action="store_true", help="print the statements instead of running them"
+    )
+    parser.add_argument(
+        "--backfill-days",
+        type=float,
+        metavar="DAYS",
+        help="only recompute the aggregates of the last DAYS days (after an agent's long outage)",
     )
     args = parser.parse_args(argv)
     try:
@@ -215,6 +253,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         username=settings.influx_username,
         password=settings.influx_password,
     )
+    if args.backfill_days is not None:
+        now_ms = int(time.time() * 1000)
+        start_ms = now_ms - int(args.backfill_days * 86_400_000)
+        try:
+            runs = backfill(lambda q: writer.query(q, method="POST"), plan, start_ms, now_ms)
+        except (SetupError, RetryableWriteError, PermanentWriteError) as exc:
+            print(f"InfluxDB rechazó / refused the backfill: {exc}", file=sys.stderr)
+            return 1
+        print(f"Listo / done: {runs} roll-ups recomputed over {args.backfill_days:g} days")
+        return 0
     try:
         ran = apply(lambda q: writer.query(q, method="POST"), plan)
     except (SetupError, RetryableWriteError, PermanentWriteError) as exc:

@@ -62,8 +62,10 @@ if [ ! -f /etc/farmwatch/collector.env ]; then
     install -m 0640 -o root -g farmwatch "$REPO/deploy/env/collector.env.example" \
         /etc/farmwatch/collector.env
 fi
-install -m 0644 "$REPO/deploy/systemd/farmwatch-collector.service" /etc/systemd/system/
+install -m 0644 "$REPO/deploy/systemd/farmwatch-collector.service" \
+    "$REPO/deploy/systemd/farmwatch-backfill.service" \
+    "$REPO/deploy/systemd/farmwatch-backfill.timer" /etc/systemd/system/
 systemctl daemon-reload
-systemctl enable --now farmwatch-collector.service
+systemctl enable --now farmwatch-collector.service farmwatch-backfill.timer
 echo "farmwatch-collector instalado / installed; logs: journalctl -u farmwatch-collector -f"
 echo "Contraseñas de las granjas / farm passwords: $SECRETS/<farm>.mqtt-password"

@@ -156,3 +156,42 @@ def test_command_reports_a_refused_statement(
     monkeypatch.setenv("FARMWATCH_COLLECTOR_INFLUX_DATABASE", influx.database)
     assert main(["--raw", "1m"]) == 1  # InfluxDB's minimum duration is one hour
     assert "refused" in capsys.readouterr().err
+
+
+def test_backfill_rolls_up_readings_delivered_after_a_long_outage(
+    influx: Influx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup(influx, RetentionPlan(database=influx.database, resample_every="1s"))
+    now = int(time.time() * 1000)
+    old = now - 3 * 86_400_000  # an agent's outbox delivers readings three days late
+    old_quarter = old - old % QUARTER_MS
+    tags = "agent=pi-1,farm=oax-istmo,sensor=rain,unit=mm"
+    InfluxV1Writer(influx.url, influx.database).write(
+        [
+            f"rain,{tags} value=0.6 {old_quarter + 1000}",
+            f"rain,{tags} value=0.4 {old_quarter + 2000}",
+            f"rain,{tags} value=1.0 {now}",
+        ]
+    )
+    recent = now - now % QUARTER_MS
+    wait_for(
+        lambda: any(r["time"] == recent for r in influx.query('SELECT * FROM "agg_15m"."rain"')),
+        what="the continuous query rolled up the recent reading",
+    )
+    # the continuous queries only revisit the last hours: the late readings are missing
+    assert [r["time"] for r in influx.query('SELECT * FROM "agg_15m"."rain"')] == [recent]
+
+    monkeypatch.setenv("FARMWATCH_COLLECTOR_INFLUX_URL", influx.url)
+    monkeypatch.setenv("FARMWATCH_COLLECTOR_INFLUX_DATABASE", influx.database)
+    assert main(["--backfill-days", "4"]) == 0
+    quarters = {r["time"]: r["value"] for r in influx.query('SELECT * FROM "agg_15m"."rain"')}
+    assert quarters[old_quarter] == pytest.approx(1.0)
+    assert quarters[recent] == pytest.approx(1.0)
+    daily = influx.query('SELECT sum("value") FROM "agg_1d"."rain"')
+    wait_for(
+        lambda: (
+            influx.query('SELECT sum("value") FROM "agg_1d"."rain"')[0]["sum"] == pytest.approx(2.0)
+        ),
+        what="daily totals include the late readings",
+    )
+    assert daily

@@ -7,6 +7,7 @@ import queue
 import threading
 from collections.abc import Sequence
 
+from edge.clock_guard import ClockGuard, current_boot_id
 from edge.farmconfig import SensorConfig
 from edge.outbox import Outbox
 from edge.recorder import ReadingRecorder
@@ -40,6 +41,8 @@ class EdgeAgent:
         compress: bool = True,
         inflight_window: int = 8,
         status_interval_s: float = 300.0,
+        clock_guard: ClockGuard | None = None,
+        boot_id: str | None = None,
     ) -> None:
         self.farm = farm
         self.agent = agent
@@ -52,7 +55,12 @@ class EdgeAgent:
         self._wake = threading.Event()
         self._status_due = threading.Event()
         self._acks: AckQueue = queue.SimpleQueue()
-        self.recorder = ReadingRecorder(sensors, outbox, clock, problems)
+        self.clock_guard = clock_guard or ClockGuard(clock)
+        self._boot_id = boot_id if boot_id is not None else current_boot_id()
+        self._needs_clock_correction = True
+        self.recorder = ReadingRecorder(
+            sensors, outbox, clock, problems, self.clock_guard.trusted, self._boot_id
+        )
         offline = AgentStatus(v=1, farm=farm, agent=agent, state="offline", version=VERSION)
         self.session = MqttSession(
             endpoint,
@@ -93,6 +101,7 @@ class EdgeAgent:
             outbox_backlog=self._outbox.backlog(),
             dropped_total=self._outbox.dropped_total(),
             rejected_lines=self._problems.total(),
+            clock_synced=self.clock_guard.trusted(),
         )
 
     def run(self, stop: threading.Event) -> None:
@@ -102,6 +111,7 @@ class EdgeAgent:
         reader.start()
         next_status = self._clock.monotonic() + self._status_interval_s
         while not stop.is_set():
+            self._release_held_readings()
             progressed = self.uplink.pump()
             now = self._clock.monotonic()
             if self.session.connected and (self._status_due.is_set() or now >= next_status):
@@ -116,6 +126,30 @@ class EdgeAgent:
         if self.session.connected:
             self._publish_status("offline")
         self.session.stop()
+
+    def _release_held_readings(self) -> None:
+        if not self.clock_guard.trusted():
+            self._needs_clock_correction = True
+            return
+        if not self._needs_clock_correction:
+            return
+        self._needs_clock_correction = False
+        corrected, stale = self._outbox.correct_clock(
+            self._clock.now_ms(), int(self._clock.monotonic() * 1000), self._boot_id
+        )
+        if stale:
+            self._problems.report(
+                "clock_uncorrectable",
+                f"{stale} lecturas de un arranque anterior sin hora válida, en cuarentena / "
+                f"readings from an earlier boot without a valid time, quarantined",
+            )
+        if corrected:
+            log.info(
+                "Hora corregida de %d lecturas retenidas / re-timed %d held readings",
+                corrected,
+                corrected,
+            )
+            self.uplink.rewind()
 
     def _read(self, stop: threading.Event) -> None:
         for item in self._source.lines(stop):

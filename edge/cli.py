@@ -9,6 +9,7 @@ import os
 from pydantic import ValidationError
 
 from edge.agent import EdgeAgent
+from edge.clock_guard import ClockGuard, ntp_sync_probe
 from edge.farmconfig import FarmConfigError, load_farm_config
 from edge.mcu_protocol import SYNC_LINE
 from edge.outbox import Outbox
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_max_age_s=settings.batch_max_age_s,
         compress=settings.compress,
         inflight_window=settings.inflight_window,
+        clock_guard=ClockGuard(clock, ntp_sync_probe if settings.clock_check == "ntp" else None),
         status_interval_s=settings.status_interval_s,
     )
     logging.getLogger(__name__).info(

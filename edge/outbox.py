@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from farmwatch_shared.contract import Reading, SensorKind
+from farmwatch_shared.contract import Reading, ReadingFlag, SensorKind
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS readings (
     unit TEXT NOT NULL,
     raw REAL NOT NULL,
     volume_l REAL,
-    flags INTEGER NOT NULL DEFAULT 0
+    flags INTEGER NOT NULL DEFAULT 0,
+    mono_ms INTEGER,
+    boot_id TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sensor_state (key TEXT PRIMARY KEY, value REAL NOT NULL);
@@ -73,6 +75,8 @@ class Outbox:
         volume_l: float | None = None,
         flags: int = 0,
         state: Mapping[str, float] | None = None,
+        mono_ms: int | None = None,
+        boot_id: str | None = None,
     ) -> Reading:
         """Commit one reading with the next sequence number (and sensor state) atomically."""
         with self._lock, self._db:
@@ -80,8 +84,9 @@ class Outbox:
             (seq,) = self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
             self._db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (seq + 1,))
             self._db.execute(
-                f"INSERT INTO readings ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
-                (seq, sensor, kind.value, ts, value, unit, raw, volume_l, flags),
+                f"INSERT INTO readings ({_COLUMNS}, mono_ms, boot_id) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (seq, sensor, kind.value, ts, value, unit, raw, volume_l, flags, mono_ms, boot_id),
             )
             self._count += 1
             for key, state_value in (state or {}).items():
@@ -112,11 +117,13 @@ class Outbox:
             self._db.execute("UPDATE meta SET value=value+? WHERE key='dropped'", (dropped,))
 
     def after(self, seq: int, limit: int) -> list[Reading]:
-        """Up to ``limit`` readings with a sequence number above ``seq``, oldest first."""
+        """Up to ``limit`` readings with a sequence number above ``seq``, oldest first, except
+        those held until the clock is trusted."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM readings WHERE seq > ? ORDER BY seq LIMIT ?",
-                (seq, limit),
+                f"SELECT {_COLUMNS} FROM readings WHERE seq > ? AND (flags & ?) = 0 "
+                "ORDER BY seq LIMIT ?",
+                (seq, ReadingFlag.CLOCK_UNSYNCED, limit),
             ).fetchall()
         return [_reading(row) for row in rows]
 
@@ -162,6 +169,41 @@ class Outbox:
         with self._lock:
             row = self._db.execute("SELECT value FROM sensor_state WHERE key=?", (key,)).fetchone()
         return None if row is None else float(row[0])
+
+    def correct_clock(self, now_ms: int, mono_now_ms: int, boot_id: str) -> tuple[int, int]:
+        """Re-time readings held while the clock was untrusted; return (corrected, quarantined).
+
+        Readings of this boot get ``now − (mono_now − mono_then)``; readings of another boot
+        cannot be re-timed and are quarantined with their data."""
+        unsynced = int(ReadingFlag.CLOCK_UNSYNCED)
+        corrected = int(ReadingFlag.CLOCK_CORRECTED)
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            fixed = self._db.execute(
+                "UPDATE readings SET ts = ? - (? - mono_ms), flags = (flags & ~?) | ? "
+                "WHERE (flags & ?) != 0 AND boot_id = ? AND mono_ms IS NOT NULL",
+                (now_ms, mono_now_ms, unsynced, corrected, unsynced, boot_id),
+            ).rowcount
+            stale = self._db.execute(
+                f"SELECT {_COLUMNS} FROM readings WHERE (flags & ?) != 0", (unsynced,)
+            ).fetchall()
+            for row in stale:
+                self._db.execute(
+                    "INSERT INTO quarantine (at_ms, cause, detail) VALUES (?, ?, ?)",
+                    (now_ms, "clock_uncorrectable", repr(row)[:500]),
+                )
+            self._db.execute("DELETE FROM readings WHERE (flags & ?) != 0", (unsynced,))
+            self._count -= len(stale)
+        return fixed, len(stale)
+
+    def held(self) -> int:
+        """Readings held until the clock is trusted."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM readings WHERE (flags & ?) != 0",
+                (int(ReadingFlag.CLOCK_UNSYNCED),),
+            ).fetchone()
+        return int(count)
 
     def set_state(self, state: Mapping[str, float]) -> None:
         """Keep values between readings (e.g. a rain gauge's counter) without a reading."""

@@ -26,7 +26,7 @@ from edge.mcu_protocol import (
 )
 from edge.outbox import Outbox
 from farmwatch_shared.clock import Clock
-from farmwatch_shared.contract import UNITS, Reading, reading_problem
+from farmwatch_shared.contract import UNITS, Reading, ReadingFlag, reading_problem
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,15 @@ class ReadingRecorder:
         outbox: Outbox,
         clock: Clock,
         problems: ProblemLog,
-        reading_flags: Callable[[], int] = lambda: 0,
+        clock_trusted: Callable[[], bool] = lambda: True,
+        boot_id: str = "",
     ) -> None:
         self._by_channel = {s.channel: s for s in sensors}
         self._outbox = outbox
         self._clock = clock
         self._problems = problems
-        self._reading_flags = reading_flags
+        self._clock_trusted = clock_trusted
+        self._boot_id = boot_id
         self._last_sync = -SYNC_INTERVAL_S
         self.last_hello: McuHello | None = None
 
@@ -155,7 +157,7 @@ class ReadingRecorder:
             unit=UNITS[sensor.kind],
             raw=frame.raw,
             volume_l=None if calibrated.volume_l is None else round(calibrated.volume_l, 2),
-            flags=self._reading_flags(),
+            flags=0 if self._clock_trusted() else ReadingFlag.CLOCK_UNSYNCED,
         )
         problem = reading_problem(candidate)
         if problem is not None:
@@ -172,6 +174,8 @@ class ReadingRecorder:
             volume_l=candidate.volume_l,
             flags=candidate.flags,
             state=state,
+            mono_ms=int(self._clock.monotonic() * 1000) - frame.age_ms,
+            boot_id=self._boot_id,
         )
 
     def _refuse(self, cause: str, detail: str, state: dict[str, float] | None = None) -> None:

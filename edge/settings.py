@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,4 +27,8 @@ class EdgeSettings(BaseSettings, MqttSettings):
     compress: bool = True
     inflight_window: int = Field(default=8, ge=1, le=1000)
     status_interval_s: float = Field(default=300.0, gt=0)
+    clock_check: Literal["plausible", "ntp"] = "plausible"
+    """"ntp" on a Pi without a real-time clock: hold readings until NTP synchronised the clock
+    (systemd-timesyncd or the kernel say so); "plausible" only refuses a time before this
+    release."""
     log_level: str = "INFO"

@@ -75,6 +75,10 @@ class Uplink:
         self.bytes_sent = 0
         self.readings_acked = 0
 
+    def rewind(self) -> None:
+        """Scan the outbox from the start again (held readings were released)."""
+        self._cursor = -1
+
     @property
     def inflight(self) -> int:
         """Batch messages handed to the broker and not yet acknowledged."""
@@ -124,6 +128,9 @@ class Uplink:
             if held:
                 return held
         readings = self._outbox.after(self._cursor, self._batch_max)
+        if self._cursor < 0 and self._inflight:
+            sent = {seq for seqs in self._inflight.values() for seq in seqs}
+            readings = [r for r in readings if r.seq not in sent]
         if not readings:
             self._waiting_since = None
             return []

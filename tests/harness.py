@@ -19,6 +19,7 @@ from collector.service import Collector, make_writer
 from collector.settings import CollectorSettings
 from collector.writers import InfluxV1Writer
 from edge.agent import EdgeAgent
+from edge.clock_guard import ClockGuard
 from edge.farmconfig import FarmConfig, SensorConfig, load_farm_config
 from edge.mcu_protocol import SYNC_LINE
 from edge.outbox import Outbox
@@ -113,6 +114,7 @@ def start_agent(
     batch_max_age_s: float = 0.1,
     compress: bool = True,
     outbox_max: int = 1_000_000,
+    clock_guard: ClockGuard | None = None,
 ) -> RunningAgent:
     """An agent for ``farm`` reading an emulated microcontroller on a pty."""
     config = farm_config(farm)
@@ -148,6 +150,7 @@ def start_agent(
         compress=compress,
         inflight_window=4,
         status_interval_s=5.0,
+        clock_guard=clock_guard,
     )
     running = RunningAgent(agent, mcu, link, outbox, problems, source)
     running.thread = threading.Thread(target=agent.run, args=(running.stop_event,), daemon=True)

@@ -298,14 +298,15 @@ class GsmModemEmulator:
         self.parts.append(part)
         mr = self._next_mr
         self._next_mr = (self._next_mr + 1) % 256
-        self._reply(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")
+        # record before answering, so a test that saw the answer also sees the message
         if concat is None:
             self.sent.append(SentSms(to, text, (part,)))
-            return
-        key = (to, concat[0])
-        collected = self._concat.setdefault(key, [])
-        collected.append(part)
-        if len({p.concat for p in collected}) == concat[1]:
-            ordered = sorted(collected, key=lambda p: p.concat[2] if p.concat else 0)
-            del self._concat[key]
-            self.sent.append(SentSms(to, "".join(p.text for p in ordered), tuple(ordered)))
+        else:
+            key = (to, concat[0])
+            collected = self._concat.setdefault(key, [])
+            collected.append(part)
+            if len({p.concat for p in collected}) == concat[1]:
+                ordered = sorted(collected, key=lambda p: p.concat[2] if p.concat else 0)
+                del self._concat[key]
+                self.sent.append(SentSms(to, "".join(p.text for p in ordered), tuple(ordered)))
+        self._reply(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")

@@ -173,4 +173,5 @@ def start_alerts(
     if wait_leader:
         assert service.leader.wait(10), "alert service did not take the lease"
         assert service.session.wait_connected(10), "alert service did not connect"
+        assert service.subscribed.wait(10), "alert service did not subscribe"
     return RunningAlerts(service, stop, thread, problems)

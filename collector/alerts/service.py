@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 
@@ -105,6 +106,8 @@ class AlertService:
         self.leader = threading.Event()
         """Set while this process holds the sender lease and is subscribed."""
         self.messages_processed = 0
+        self.subscribed = threading.Event()
+        """Set once the broker accepted the subscriptions."""
         self.session = MqttSession(
             endpoint,
             clean_start=False,
@@ -119,9 +122,18 @@ class AlertService:
     # -- MQTT -------------------------------------------------------------------------------
 
     def _subscribe(self, session: MqttSession) -> None:
+        session.client.on_subscribe = self._on_subscribed
         result, _ = session.client.subscribe([(READINGS_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
         if result != paho.MQTT_ERR_SUCCESS:
             log.error("subscribe failed: rc=%s", result)
+
+    def _on_subscribed(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        if any(reason.is_failure for reason in reasons):
+            log.error("Suscripción rechazada / subscription refused: %s", reasons)
+            return
+        self.subscribed.set()
 
     def _on_message(self, message: paho.MQTTMessage) -> None:
         self._inbox.put(_Message(message.mid, message.qos, message.topic, bytes(message.payload)))
@@ -134,6 +146,7 @@ class AlertService:
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set: wait for the lease, then evaluate and deliver."""
+        AlertStore(self._state_db).close()  # create the database before two threads open it
         delivery = threading.Thread(
             target=self._delivery_loop, args=(stop,), name="alerts-delivery", daemon=True
         )
@@ -141,7 +154,12 @@ class AlertService:
         try:
             self._engine_loop(stop)
         finally:
+            stop.set()
             delivery.join(30.0)
+            # only now, with the modem closed, may a standby take over
+            store = AlertStore(self._state_db)
+            store.release_lease(LEASE_NAME, self._holder)
+            store.close()
 
     def _engine_loop(self, stop: threading.Event) -> None:
         store = AlertStore(self._state_db)
@@ -155,6 +173,7 @@ class AlertService:
             if stop.is_set():
                 return
             log.info("Este proceso envía las alertas / this process sends the alerts")
+            self.subscribed.clear()
             engine = AlertEngine(store, self._farms, self._clock, self._problems)
             self.session.start()
             self.leader.set()
@@ -182,7 +201,6 @@ class AlertService:
         finally:
             self.leader.clear()
             self.session.stop()
-            store.release_lease(LEASE_NAME, self._holder)
             store.close()
 
     def _process(self, engine: AlertEngine, message: _Message) -> None:
@@ -243,6 +261,8 @@ class AlertService:
             if exporter is not None:
                 exporter.export()
         finally:
+            if self._modem is not None:
+                self._modem.close()
             store.close()
 
     def _poll_modem(self, store: AlertStore, sweep: bool) -> None:

@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.calibration import rain_between, rain_mm
 from edge.drivers.base import RawSample
@@ -124,3 +126,34 @@ def test_bus_rain_gauge_commits_intervals_and_quarantines_a_burst(tmp_path: Path
     assert problems.count("rain_rate") == 1
     assert [cause for cause, _ in outbox.quarantined()] == ["rain_rate"]
     outbox.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=86_400_000),  # ms since the previous sample
+            st.integers(min_value=0, max_value=65535),  # counter
+            st.integers(min_value=0, max_value=3),  # boot id
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_rain_is_never_negative_and_refused_tips_never_count(
+    steps: list[tuple[int, int, int]],
+) -> None:
+    ts = ms("2026-06-10T00:00:00")
+    samples = []
+    for gap, counter, boot in steps:
+        ts += gap
+        samples.append(CounterSample(ts, counter, boot))
+    intervals = rain_series(GAUGE, samples)
+    for interval in intervals:
+        assert interval.tips >= 0 and interval.mm >= 0
+        if interval.refused:
+            assert interval.mm == 0
+        else:
+            assert interval.mm == pytest.approx(interval.tips * 0.2)
+    total = sum(daily_totals(intervals, "America/Mexico_City").values())
+    assert total == pytest.approx(sum(i.mm for i in intervals))

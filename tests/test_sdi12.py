@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.drivers.base import DriverError
 from edge.drivers.poller import OutboxSink, build_pollers
@@ -14,6 +18,8 @@ from edge.drivers.sdi12 import DRIVER, Sdi12Driver
 from edge.drivers.sdi12_protocol import (
     Sdi12Error,
     crc_chars,
+    parse_ack,
+    parse_address,
     parse_data,
     parse_identification,
     parse_measurement,
@@ -240,3 +246,30 @@ def test_address_query_on_a_bus_with_one_sensor(problems: ProblemLog) -> None:
         driver.close()
         lone.stop()
     assert [cmd for _, cmd in lone.commands] == ["?!", "7M!", "7D0!"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(line=st.binary(max_size=80), crc=st.booleans())
+def test_any_bytes_give_values_or_an_sdi12_error_never_a_crash(line: bytes, crc: bool) -> None:
+    for parse in (
+        lambda: parse_data(line, "0", crc=crc),
+        lambda: parse_measurement(line, "0"),
+        lambda: parse_identification(line, "0"),
+        lambda: parse_ack(line, "0"),
+        lambda: parse_address(line),
+    ):
+        with contextlib.suppress(Sdi12Error):
+            parse()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.decimals(min_value=-9999, max_value=9999, places=2, allow_nan=False), max_size=9
+    )
+)
+def test_values_formatted_as_a_sensor_does_parse_back(values: list[Decimal]) -> None:
+    body = "".join(f"{v:+.2f}" for v in values)
+    line = ("0" + body).encode("ascii")
+    assert parse_data(line + b"\r\n", "0", crc=False) == [float(v) for v in values]
+    assert parse_data(line + sdi12_crc(line) + b"\r\n", "0", crc=True) == [float(v) for v in values]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import msgspec
 import paho.mqtt.client as paho
-
 from conftest import COLLECTOR_USER, Broker, Influx, wait_for
-from farmwatch_local.services import VictoriaMetricsServer
+from harness import collector_settings, start_collector
+
+from farmwatch_local.services import InfluxServer, VictoriaMetricsServer
 from farmwatch_shared.contract import (
     DEAD_LETTER_TOPIC,
     DeadLetter,
@@ -22,7 +24,6 @@ from farmwatch_shared.contract import (
     encode_batch,
     readings_topic,
 )
-from harness import collector_settings, start_collector
 
 T0 = 1_795_000_000_000
 
@@ -38,10 +39,10 @@ def batch(farm: str, seqs: range, agent: str = "pi-1") -> ReadingBatch:
                 sensor="trough-north",
                 kind=SensorKind.WATER_LEVEL,
                 ts=T0 + s * 60_000,
-                value=40.0 + s,
+                value=40.0 + s % 50,
                 unit="%",
                 raw=400.0 - s,
-                volume_l=300.0 + s,
+                volume_l=300.0 + s % 50,
             )
             for s in seqs
         ],
@@ -235,3 +236,34 @@ def test_influxdb_client_path_writes_through_api_v2_write_to_a_real_server(
     finally:
         farm.disconnect()
         collector.stop()
+
+
+def test_while_the_database_is_down_unacknowledged_messages_stay_bounded(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Backpressure: the broker sends at most Receive Maximum unacknowledged messages; the rest
+    wait in the broker (persistently), not in the collector's memory."""
+    server = InfluxServer(data_dir=tmp_path / "own-influxdb")
+    server.start()
+    influx = Influx(server, "backpressure")
+    collector = start_collector(collector_settings(broker, influx, receive_maximum=40))
+    server.stop()
+    farm = broker.client("oax-mixteca", "test-farm-publisher")
+    try:
+        for start in range(0, 600, 3):
+            publish(
+                farm,
+                readings_topic("oax-mixteca", "pi-1"),
+                encode_batch(batch("oax-mixteca", range(start, start + 3))),
+            )
+        stats = collector.collector.ingestor.stats
+        wait_for(lambda: stats.write_retries >= 2, what="the collector retrying")
+        time.sleep(1.0)
+        assert stats.messages <= 40  # taken from the broker, not yet acknowledged
+        server.start()
+        wait_for(lambda: influx.count("water_level") == 600, timeout_s=60, what="all 600 readings")
+        assert stats.messages == 200
+    finally:
+        farm.disconnect()
+        collector.stop()
+        server.stop()

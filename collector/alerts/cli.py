@@ -7,6 +7,8 @@ import logging
 import os
 import socket
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -15,6 +17,7 @@ from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
 from collector.alerts.service import AlertService, owns_farm
 from collector.alerts.settings import AlertSettings
+from collector.alerts.store import AlertStore
 from collector.writers import InfluxV1Writer, RetryableWriteError
 from edge.farmconfig import FarmConfig, FarmConfigError, load_farm_config
 from edge.serial_source import pyserial_factory
@@ -47,6 +50,34 @@ def load_farms(settings: AlertSettings) -> dict[str, FarmConfig]:
     return farms
 
 
+def _when(ts_ms: int | None) -> str:
+    if ts_ms is None:
+        return "-"
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_history(state_db: Path, farm: str | None, limit: int) -> None:
+    """The last ``limit`` alert transitions and SMS (UTC), from the state database."""
+    store = AlertStore(state_db)
+    try:
+        print("# alertas / alert events (UTC)")
+        for e in store.events(farm)[-limit:]:
+            value = "" if e["value"] is None else f" {e['value']:.2f}"
+            print(
+                f"{_when(e['ts'])} {e['farm']} {e['rule']} #{e['incident'] or '-'} "
+                f"{e['from_state']} → {e['to_state']}{value}"
+            )
+        print("# SMS")
+        for m in store.sms_log(farm)[-limit:]:
+            print(
+                f"{_when(m['created_ms'])} {m['farm']} #{m['incident'] or '-'} {m['kind']} "
+                f"…{m['phone'][-4:]} {m['state']} via {m['channel'] or '-'} "
+                f"sent {_when(m['sent_ms'])} tries {m['attempts']}: {m['text']}"
+            )
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(
@@ -59,12 +90,23 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="validate settings and farm files, print a summary, and exit (0 = valid, 2 = not)",
     )
+    parser.add_argument(
+        "--history",
+        nargs="?",
+        const="",
+        metavar="FARM",
+        help="print the alert and SMS log from the state database (optionally one farm's)",
+    )
+    parser.add_argument("--limit", type=int, default=50, help="rows of --history (default 50)")
     args = parser.parse_args(argv)
     try:
         settings = AlertSettings()
         farms = load_farms(settings)
     except (ValidationError, OSError, FarmConfigError) as exc:
         return config_error(exc)
+    if args.history is not None:
+        print_history(settings.state_db, args.history or None, args.limit)
+        return 0
     if args.check_config:
         channels = [
             name
@@ -135,3 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     service.run(stop)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,12 +6,12 @@ import logging
 import math
 import struct
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-from edge.drivers.base import DriverError
+from edge.drivers.base import DriverError, RawSample
 from edge.drivers.crc import crc16_a001, modbus_frame_ok
 from edge.drivers.modbus_rtu import (
     DRIVER,
@@ -25,9 +25,9 @@ from edge.drivers.modbus_rtu import (
     plan_requests,
     pymodbus_client_factory,
 )
-from edge.drivers.poller import OutboxSink, build_pollers
+from edge.drivers.poller import BusPoller, OutboxSink, build_pollers
 from edge.drivers.registry import UnknownDriverError, available_drivers, driver_spec
-from edge.farmconfig import FarmConfig
+from edge.farmconfig import BusDevice, FarmConfig
 from edge.outbox import Outbox
 from farmwatch_emulators.modbus_bus import ModbusRtuBus
 from farmwatch_shared.problems import ProblemLog
@@ -304,3 +304,42 @@ def test_an_exception_response_is_reported_at_once_not_retried(
     assert "code 2" in caught.value.detail  # illegal data address
     assert driver.requests == 1
     assert problems.count("modbus_exception") == 1
+
+
+class RecordingDriver:
+    """A driver double answering from a table, recording what was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, float]] = []
+        self.clock: StepClock | None = None
+
+    def read(self, device: BusDevice, points: Sequence[str]) -> Mapping[str, float]:
+        assert self.clock is not None
+        self.asked.append((str(device.address), self.clock.mono))
+        return {p: 10.0 for p in points}
+
+    def close(self) -> None:
+        pass
+
+
+def test_each_device_is_polled_at_its_own_interval(problems: ProblemLog) -> None:
+    data = farm("/dev/null").model_dump(mode="json")
+    data["buses"][0]["devices"][0]["interval_s"] = 60
+    data["buses"][0]["devices"][1]["interval_s"] = 150
+    config = FarmConfig.model_validate(data)
+    clock = StepClock()
+    driver = RecordingDriver()
+    driver.clock = clock
+    samples: list[RawSample] = []
+    poller = BusPoller(config.buses[0], driver, config.sensors, samples.append, clock, problems)
+    start = clock.mono
+    for _ in range(31):  # 300 s in 10 s steps
+        wait = poller.poll_due()
+        assert 0 <= wait <= 150
+        clock.advance(10)
+    unit1 = [t - start for a, t in driver.asked if a == "1"]
+    unit2 = [t - start for a, t in driver.asked if a == "2"]
+    assert unit1 == [0, 60, 120, 180, 240, 300]
+    assert unit2 == [0, 150, 300]
+    assert {s.sensor for s in samples} == {"soil-probe", "tank"}
+    assert len(samples) == 9

@@ -30,6 +30,7 @@ from edge.drivers.registry import UnknownDriverError, available_drivers, driver_
 from edge.farmconfig import BusDevice, FarmConfig
 from edge.outbox import Outbox
 from farmwatch_emulators.modbus_bus import ModbusRtuBus
+from farmwatch_shared.contract import ReadingFlag
 from farmwatch_shared.problems import ProblemLog
 
 T0 = 1_795_000_000_000
@@ -343,3 +344,29 @@ def test_each_device_is_polled_at_its_own_interval(problems: ProblemLog) -> None
     assert unit2 == [0, 150, 300]
     assert {s.sensor for s in samples} == {"soil-probe", "tank"}
     assert len(samples) == 9
+
+
+def test_bus_readings_taken_with_an_untrusted_clock_are_flagged_and_re_timed(
+    problems: ProblemLog, tmp_path: Path
+) -> None:
+    config = farm("/dev/null")
+    clock = StepClock()
+    outbox = Outbox(tmp_path / "outbox.db", 100)
+    trusted = [False]
+    sink = OutboxSink(config.sensors, outbox, clock, problems, None, lambda: trusted[0], "boot-a")
+    driver = RecordingDriver()
+    driver.clock = clock
+    poller = BusPoller(config.buses[0], driver, config.sensors, sink, clock, problems)
+    poller.poll_due()  # at monotonic 1000 s, wall clock T0 (wrong: not yet synchronised)
+    assert outbox.after(-1, 10) == []  # held back from the uplink: the time is unknown
+    assert outbox.held() == 2
+    clock.advance(30)
+    trusted[0] = True
+    # the clock synchronises 30 s later and turns out to be 1 h behind
+    assert outbox.correct_clock(T0 + 3_600_000 + 30_000, int(clock.mono * 1000), "boot-a") == (
+        2,
+        0,
+    )
+    fixed = outbox.after(-1, 10)
+    assert {(r.ts, r.flags) for r in fixed} == {(T0 + 3_600_000, int(ReadingFlag.CLOCK_CORRECTED))}
+    outbox.close()

@@ -24,7 +24,7 @@ from edge.farmconfig import BusConfig, BusDevice, FarmConfig, RainGauge, SensorC
 from edge.outbox import Outbox
 from edge.rain import CounterSample
 from farmwatch_shared.clock import Clock
-from farmwatch_shared.contract import UNITS, Reading, reading_problem
+from farmwatch_shared.contract import UNITS, Reading, ReadingFlag, reading_problem
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,10 @@ class BusPoller:
             self.failures[address] += 1
             self._problems.report("bus_io", f"{self.bus.id} ({self.bus.port}): {exc}")
             return
-        ts = self._clock.now_ms()
+        ts, mono_ms = self._clock.now_ms(), int(self._clock.monotonic() * 1000)
         for point, value in values.items():
             for sensor_id in points.get(point, ()):
-                self._sink(RawSample(sensor_id, value, ts))
+                self._sink(RawSample(sensor_id, value, ts, mono_ms))
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set, then close the bus."""
@@ -119,14 +119,16 @@ class OutboxSink:
         clock: Clock,
         problems: ProblemLog,
         book: CalibrationBook | None = None,
-        reading_flags: Callable[[], int] = lambda: 0,
+        clock_trusted: Callable[[], bool] = lambda: True,
+        boot_id: str = "",
     ) -> None:
         self._by_id = {s.id: s for s in sensors}
         self._outbox = outbox
         self._clock = clock
         self._problems = problems
         self._book = book
-        self._reading_flags = reading_flags
+        self._clock_trusted = clock_trusted
+        self._boot_id = boot_id
         self._lock = threading.Lock()  # several buses may commit rain state concurrently
 
     def __call__(self, sample: RawSample) -> None:
@@ -158,7 +160,7 @@ class OutboxSink:
             unit=UNITS[sensor.kind],
             raw=sample.raw,
             volume_l=None if volume is None else round(volume, 2),
-            flags=self._reading_flags(),
+            flags=0 if self._clock_trusted() else ReadingFlag.CLOCK_UNSYNCED,
         )
         problem = reading_problem(candidate)
         if problem is not None:
@@ -175,6 +177,8 @@ class OutboxSink:
             volume_l=candidate.volume_l,
             flags=candidate.flags,
             state=state,
+            mono_ms=sample.mono_ms,
+            boot_id=self._boot_id if sample.mono_ms is not None else None,
         )
 
     def _rain(

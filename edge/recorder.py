@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from edge.calibration import calibrate
 from edge.farmconfig import RainGauge, SensorConfig
@@ -174,9 +175,17 @@ class ReadingRecorder:
             volume_l=candidate.volume_l,
             flags=candidate.flags,
             state=state,
-            mono_ms=int(self._clock.monotonic() * 1000) - frame.age_ms,
-            boot_id=self._boot_id,
+            **self._retiming(candidate.flags, frame.age_ms),
         )
+
+    def _retiming(self, flags: int, age_ms: int) -> dict[str, Any]:
+        """What a held reading needs to be re-timed later (nothing for a trusted one)."""
+        if not flags & ReadingFlag.CLOCK_UNSYNCED:
+            return {}
+        return {
+            "mono_ms": int(self._clock.monotonic() * 1000) - age_ms,
+            "boot_id": self._boot_id,
+        }
 
     def _refuse(self, cause: str, detail: str, state: dict[str, float] | None = None) -> None:
         self._problems.report(cause, detail)

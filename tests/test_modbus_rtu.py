@@ -25,7 +25,7 @@ from edge.drivers.modbus_rtu import (
     plan_requests,
     pymodbus_client_factory,
 )
-from edge.drivers.poller import BusPoller, OutboxSink, build_pollers
+from edge.drivers.poller import BusPoller, OutboxSink, build_pollers, check_buses
 from edge.drivers.registry import UnknownDriverError, available_drivers, driver_spec
 from edge.farmconfig import BusDevice, FarmConfig
 from edge.outbox import Outbox
@@ -370,3 +370,13 @@ def test_bus_readings_taken_with_an_untrusted_clock_are_flagged_and_re_timed(
     fixed = outbox.after(-1, 10)
     assert {(r.ts, r.flags) for r in fixed} == {(T0 + 3_600_000, int(ReadingFlag.CLOCK_CORRECTED))}
     outbox.close()
+
+
+def test_check_buses_refuses_an_unknown_driver_without_opening_anything() -> None:
+    data = farm("/dev/ttyUSB-that-does-not-exist").model_dump(mode="json")
+    assert [bus.id for bus, _ in check_buses(FarmConfig.model_validate(data), "pi-1")] == [
+        "rs485-1"
+    ]
+    data["buses"][0]["driver"] = "canbus"
+    with pytest.raises(UnknownDriverError, match="canbus"):
+        check_buses(FarmConfig.model_validate(data), "pi-1")

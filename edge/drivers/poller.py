@@ -203,6 +203,26 @@ class OutboxSink:
         self._outbox.quarantine(self._clock.now_ms(), cause, detail, state or {})
 
 
+def check_buses(
+    farm: FarmConfig,
+    agent_id: str,
+    spec_for: Callable[[str], DriverSpec] = driver_spec,
+) -> list[tuple[BusConfig, DriverSpec]]:
+    """Check every bus of ``agent_id`` against its driver without opening anything (for
+    ``--check-config``); raise ValueError (UnknownDriverError, a register map problem…)."""
+    sensors = farm.sensors_of(agent_id)
+    checked = []
+    for bus in farm.buses_of(agent_id):
+        spec = spec_for(bus.driver)
+        points: dict[str, list[str]] = defaultdict(list)
+        for sensor in sensors:
+            if sensor.source is not None and sensor.source.bus == bus.id:
+                points[str(sensor.source.address)].append(sensor.source.point)
+        spec.check(bus, points)
+        checked.append((bus, spec))
+    return checked
+
+
 def build_pollers(
     farm: FarmConfig,
     agent_id: str,
@@ -211,24 +231,12 @@ def build_pollers(
     problems: ProblemLog,
     spec_for: Callable[[str], DriverSpec] = driver_spec,
 ) -> list[BusPoller]:
-    """One poller per bus of ``agent_id`` in the farm file, drivers checked and opened.
-
-    Raises ValueError (UnknownDriverError, a register map problem…) for a farm file the drivers
-    cannot serve, before anything is opened.
-    """
+    """One poller per bus of ``agent_id`` in the farm file, drivers checked (``check_buses``)
+    before any is opened."""
     sensors = farm.sensors_of(agent_id)
-    planned = []
-    for bus in farm.buses_of(agent_id):
-        spec = spec_for(bus.driver)
-        points: dict[str, list[str]] = defaultdict(list)
-        for sensor in sensors:
-            if sensor.source is not None and sensor.source.bus == bus.id:
-                points[str(sensor.source.address)].append(sensor.source.point)
-        spec.check(bus, points)
-        planned.append((bus, spec))
     return [
         BusPoller(bus, spec.build(bus, problems, clock), sensors, sink, clock, problems)
-        for bus, spec in planned
+        for bus, spec in check_buses(farm, agent_id, spec_for)
     ]
 
 

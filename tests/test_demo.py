@@ -1,4 +1,4 @@
-"""`make demo` as a user runs it: three farms update, read back from InfluxDB, and it stops cleanly."""
+"""`make demo` as a user runs it: three farms update from InfluxDB, and it stops cleanly."""
 
 from __future__ import annotations
 

@@ -88,6 +88,7 @@ class FieldDefaults(_Strict):
     thresholds: Thresholds | None = None
     mappings: list[dict[str, Any]] | None = None
     custom: dict[str, Any] | None = None
+    noValue: str | None = None
 
 
 class FieldConfig(_Strict):

@@ -75,31 +75,22 @@ def build(sensors: Sequence[SensorView]) -> dashboard_builders.Dashboard:
         with_overrides(
             stat_panel(
                 "Días de agua / days of water left",
-                "Litros actuales ÷ litros usados en las últimas 24 h; ≤ 0 = se está llenando. "
-                "Current litres ÷ litres used over the last 24 h; ≤ 0 = refilling.",
+                "Litros actuales ÷ litros usados en las últimas 24 h; sólo recipientes que "
+                "bajaron. Current litres ÷ litres used over the last 24 h; only vessels whose "
+                "level fell.",
                 grid(0, 8, 12, 8),
             )
             .time_from("24h")
             .decimals(1)
             .unit("d")
+            .no_value("sin consumo / not falling")
             .thresholds(steps(("blue", None)))
-            .mappings(
-                [
-                    dashboard.RangeMap(
-                        options=dashboard.DashboardRangeMapOptions(
-                            from_val=None,
-                            to=0,
-                            result=dashboard.ValueMappingResult(
-                                text="llenándose / refilling", color="green"
-                            ),
-                        )
-                    )
-                ]
-            )
             .with_target(
                 query(
-                    'SELECT last("volume_l") / (first("volume_l") - last("volume_l")) '
-                    + last_per_sensor
+                    'SELECT "litres" / "used" AS "days" FROM (SELECT last("volume_l") AS '
+                    '"litres", first("volume_l") - last("volume_l") AS "used" '
+                    f"{last_per_sensor}) "
+                    'WHERE "used" > 0 GROUP BY "farm", "sensor"'
                 )
             ),
             days_left_overrides(levels),

@@ -225,3 +225,13 @@ def test_other_rule_types(tmp_path: Path) -> None:
     assert "quiet" not in {e["rule"] for e in feed.store.events(FARM)}
     feed.tick(at_min=49 * 60 + 120 + 30)
     assert any("sin datos de pi-1 hace 0.5 h" in str(m["text"]) for m in feed.sms("firing"))
+
+
+def test_old_samples_are_pruned(tmp_path: Path) -> None:
+    feed = Feed(tmp_path, level_rule())
+    for hour in range(0, 72, 6):
+        feed.reading("trough-north", 60, at_min=hour * 60)
+    feed.tick(at_min=72 * 60)
+    kept = feed.store.samples(FARM, "trough-north", 0)
+    # a level rule looks back one day (days left in its messages); one hour of margin
+    assert [ts for ts, _, _ in kept] == [T0 + h * 3_600_000 for h in (48, 54, 60, 66)]

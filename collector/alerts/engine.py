@@ -6,7 +6,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from collector.alerts.evaluate import lookback_ms, observe, water_forecast
+from collector.alerts.evaluate import (
+    DEFAULT_TREND_WINDOW_MS,
+    lookback_ms,
+    observe,
+    water_forecast,
+)
 from collector.alerts.messages import AlertFacts, Notice, render
 from collector.alerts.state import step
 from collector.alerts.store import AlertStore, RuleState
@@ -181,8 +186,6 @@ class AlertEngine:
         for farm in self._farms.values():
             for sensor in farm.sensors:
                 rules = [r for r in farm.alerts if getattr(r, "sensor", None) == sensor.id]
-                keep = max(
-                    [lookback_ms(r) for r in rules]
-                    + [lookback_ms(Silent(id="x", type="silent", sensor=sensor.id))]
-                )
+                # the NIVEL reply and the days left in messages use a day of trend at least
+                keep = max([lookback_ms(r) for r in rules] + [DEFAULT_TREND_WINDOW_MS])
                 self._store.prune(farm.farm.id, sensor.id, now - keep - 3_600_000)

@@ -20,7 +20,7 @@ DAY = 86_400_000
 
 
 def ms(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
 
 
 def test_time_filter_interval_and_farm_are_expanded() -> None:

@@ -5,7 +5,8 @@ test), reassembles concatenated messages, and records what a phone would display
 assert the exact text. Faults are injected by setting attributes: ``sim_present``,
 ``registered``, ``fail_sends`` (queued final result codes such as ``"ERROR"`` or
 ``"+CMS ERROR: 38"``), ``silent`` (answers nothing) and :meth:`reset` (power cycle).
-Incoming messages (:meth:`receive_sms`) are stored and announced with ``+CMTI``.
+Incoming messages (:meth:`receive_sms`) are stored and announced with ``+CMTI``, or routed
+straight to the host with ``+CMT`` after ``AT+CNMI=2,2``.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class GsmModemEmulator:
         self._echo = True
         self._pdu_mode = False
         self._notify = False
+        self._route = False
         self._pending_submit: tuple[int, float] | None = None
         self._storage: dict[int, _Stored] = {}
         self._next_mr = 0
@@ -156,6 +158,7 @@ class GsmModemEmulator:
         ``announce=False`` loses the ``RDY`` banner, as when it came while nobody listened."""
         with self._lock:
             self._echo, self._pdu_mode, self._notify = True, False, False
+            self._route = False
             self._pending_submit = None
             self._buffer = b""
             self.resets += 1
@@ -163,8 +166,15 @@ class GsmModemEmulator:
                 self.link.write(b"\r\nRDY\r\n")
 
     def receive_sms(self, sender: str, text: str) -> int:
-        """An SMS arrives from ``sender``: store it (SIM storage) and announce it."""
+        """An SMS arrives from ``sender``: store it (SIM storage) and announce it with
+        ``+CMTI``, or, after ``AT+CNMI=2,2``, route it straight to the host with ``+CMT``
+        (not stored; returns 0)."""
         with self._lock:
+            if self._route:
+                pdu = encode_deliver(sender, text)
+                tpdu_len = len(pdu) // 2 - 1 - int(pdu[:2], 16)
+                self.link.write(f"\r\n+CMT: ,{tpdu_len}\r\n{pdu}\r\n".encode())
+                return 0
             index = max(self._storage, default=0) + 1
             self._storage[index] = _Stored(encode_deliver(sender, text))
             if self._notify:
@@ -231,7 +241,7 @@ class GsmModemEmulator:
             self._echo = cmd == "ATE1"
             self._ok()
         elif cmd == "ATZ":
-            self._echo, self._pdu_mode, self._notify = True, False, False
+            self._echo, self._pdu_mode, self._notify, self._route = True, False, False, False
             self._ok()
         elif cmd.startswith("AT+CMGF="):
             self._pdu_mode = cmd.endswith("=0")
@@ -244,6 +254,7 @@ class GsmModemEmulator:
             self._ok(f"+CSQ: {self.signal if self.registered else 99},99")
         elif cmd.startswith("AT+CNMI="):
             self._notify = cmd.startswith("AT+CNMI=2,1")
+            self._route = cmd.startswith("AT+CNMI=2,2")
             self._ok()
         elif (m := re.fullmatch(r"AT\+CMGS=(\d+)", cmd)) is not None:
             if not self._pdu_mode:

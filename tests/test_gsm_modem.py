@@ -8,7 +8,8 @@ from conftest import wait_for
 from test_alert_fixtures import modem_client, modem_emulator
 
 from collector.alerts.channels import ChannelError
-from collector.alerts.modem import IncomingSms
+from collector.alerts.modem import GsmModem, IncomingSms
+from edge.serial_source import pyserial_factory
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 
 __all__ = ["modem_emulator"]
@@ -132,3 +133,20 @@ def test_incoming_messages_are_read_handed_over_and_deleted(
     swept = modem.poll_incoming(sweep=True)
     assert sorted(m.text for m in swept) == ["Nivel", "¿qué pasó?"]
     assert modem_emulator.stored == 0
+
+
+def test_messages_routed_directly_with_cmt(modem_emulator: GsmModemEmulator) -> None:
+    modem = GsmModem(
+        pyserial_factory(modem_emulator.link.path, 115200, 0.02),
+        command_timeout_s=1.0,
+        new_message_indication="2,2,0,0,0",
+    )
+    modem.send(PHONE, "hola")
+    assert "AT+CNMI=2,2,0,0,0" in modem_emulator.commands
+    modem_emulator.receive_sms(PHONE, "NIVEL")
+    accepted: list[IncomingSms] = []
+    got = wait_for(lambda: modem.poll_incoming(accept=accepted.append), what="+CMT")
+    assert [(m.sender, m.text) for m in got] == [(PHONE, "NIVEL")] and accepted == got
+    assert modem_emulator.stored == 0 and not any(
+        c.startswith("AT+CMGD") for c in modem_emulator.commands
+    )

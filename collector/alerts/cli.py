@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             pyserial_factory(settings.modem_port, settings.modem_baudrate, 0.05),
             command_timeout_s=settings.modem_command_timeout_s,
             send_timeout_s=settings.modem_send_timeout_s,
+            new_message_indication=settings.modem_cnmi,
         )
         channels_list.append(modem)
     if settings.gateway_url is not None:

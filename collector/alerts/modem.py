@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _FINAL_OK = "OK"
 _CMS = re.compile(r"^\+CMS ERROR:\s*(\d+)")
 _CME = re.compile(r"^\+CME ERROR:\s*(\S.*)")
-_UNSOLICITED = ("+CMTI:", "RDY", "+CFUN:", "SMS Ready", "Call Ready", "+CPIN: NOT READY")
+_UNSOLICITED = ("+CMTI:", "+CMT:", "RDY", "+CFUN:", "SMS Ready", "Call Ready", "+CPIN: NOT READY")
 _RESET_BANNERS = ("RDY", "+CFUN:", "+CPIN: NOT READY")
 
 CMS_CAUSES = {
@@ -62,17 +62,23 @@ class GsmModem:
         *,
         command_timeout_s: float = 5.0,
         send_timeout_s: float = 30.0,
+        new_message_indication: str = "2,1,0,0,0",
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._open_port = open_port
         self._command_timeout_s = command_timeout_s
         self._send_timeout_s = send_timeout_s
+        self._cnmi = new_message_indication
+        """``AT+CNMI``: ``2,1,…`` stores and announces (``+CMTI``); ``2,2,…`` routes (``+CMT``)."""
         self._monotonic = monotonic
         self._port: SerialPort | None = None
         self._buffer = b""
         self._ready = False
         self._reference = 0
         self._announced: list[int] = []
+        self._direct: list[IncomingSms] = []
+        """Messages routed straight to us (``+CMT``, not stored on the SIM)."""
+        self._cmt_pending = False
         self.resets_seen = 0
 
     # -- connection -------------------------------------------------------------------------
@@ -117,7 +123,7 @@ class GsmModem:
         if stat not in ("1", "5"):  # registered, home or roaming
             raise ChannelError("no_network", f"+CREG stat {stat or '?'}")
         self._command("AT+CMGF=0")
-        self._command("AT+CNMI=2,1,0,0,0")
+        self._command(f"AT+CNMI={self._cnmi}")
         self._ready = True
         log.info("Módem GSM listo / GSM modem ready")
 
@@ -202,6 +208,11 @@ class GsmModem:
             if accept is not None:
                 accept(message)
             self._command(f"AT+CMGD={message.index}")
+        direct, self._direct = self._direct, []
+        for message in direct:  # nothing to delete: they were never stored
+            if accept is not None:
+                accept(message)
+        messages.extend(direct)
         return messages
 
     def _drain(self) -> None:
@@ -301,9 +312,20 @@ class GsmModem:
         return False
 
     def _unsolicited(self, line: str) -> bool:
+        if self._cmt_pending:  # the PDU line after a "+CMT:" header
+            self._cmt_pending = False
+            try:
+                sms = decode_deliver(line)
+            except PduError as exc:
+                log.warning("SMS directo ilegible / unreadable +CMT: %s", exc)
+            else:
+                self._direct.append(IncomingSms(0, sms.sender, sms.text, sms.timestamp))
+            return True
         if not line.startswith(_UNSOLICITED):
             return False
-        if line.startswith("+CMTI:"):
+        if line.startswith("+CMT:"):
+            self._cmt_pending = True
+        elif line.startswith("+CMTI:"):
             try:
                 self._announced.append(int(line.rsplit(",", 1)[1]))
             except (IndexError, ValueError):

@@ -30,6 +30,9 @@ class AlertSettings(BaseSettings, MqttSettings):
     modem_baudrate: int = 115200
     modem_command_timeout_s: float = Field(default=5.0, gt=0)
     modem_send_timeout_s: float = Field(default=60.0, gt=0)
+    modem_cnmi: str = Field(default="2,1,0,0,0", pattern=r"^[0-3](,[0-3]){0,4}$")
+    """``AT+CNMI`` parameters: ``2,1,0,0,0`` store and announce (+CMTI), ``2,2,0,0,0`` route
+    received SMS straight to us (+CMT)."""
 
     gateway_url: str | None = None
     """Base URL of a Twilio-shaped HTTP SMS API, e.g. https://api.twilio.com."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 
 from collector.alerts.evaluate import (
     DEFAULT_TREND_WINDOW_MS,
@@ -116,7 +117,7 @@ class AlertEngine:
                 return
             if result.opens_incident:
                 incident = self._store.open_incident(farm.farm.id, rule.id, now)
-                state = RuleState(**{**state.__dict__, "incident": incident})
+                state = replace(state, incident=incident)
             for old, new in result.transitions:
                 self._store.add_event(
                     now, farm.farm.id, rule.id, state.incident, old, new, obs.value, rule.type

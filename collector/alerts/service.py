@@ -231,7 +231,6 @@ class AlertService:
             retry_initial_s=self._retry[0],
             retry_max_s=self._retry[1],
         )
-        self.dispatcher = dispatcher
         commands = CommandHandler(store, self._farms, self._clock, self._problems)
         exporter = (
             HistoryExporter(store, self._history_writer, self._problems)

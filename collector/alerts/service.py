@@ -260,6 +260,7 @@ class AlertService:
             if exporter is not None:
                 exporter.export()
         finally:
+            stop.set()  # if this thread dies, the whole service stops (and systemd restarts it)
             if self._modem is not None:
                 self._modem.close()
             store.close()

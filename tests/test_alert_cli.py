@@ -92,3 +92,13 @@ def test_history_prints_events_and_sms(
 def test_every_farm_has_exactly_one_owner(count: int) -> None:
     for farm in (*FARMS, "farm-a", "farm-b", "x"):
         assert sum(owns_farm(farm, i, count) for i in range(count)) == 1
+
+
+def test_every_setting_is_documented() -> None:
+    from conftest import REPO
+
+    from collector.alerts.settings import AlertSettings
+
+    docs = (REPO / "docs" / "alerts.md").read_text()
+    for name in AlertSettings.model_fields:
+        assert f"`{name.upper()}`" in docs, name

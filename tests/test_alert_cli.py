@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FARM_FILES, FARMS
+from conftest import FARM_FILES, FARMS, REPO
 
 from collector.alerts.cli import main
 from collector.alerts.service import owns_farm
+from collector.alerts.settings import AlertSettings
 from collector.alerts.store import AlertStore
 
 
@@ -95,10 +96,6 @@ def test_every_farm_has_exactly_one_owner(count: int) -> None:
 
 
 def test_every_setting_is_documented() -> None:
-    from conftest import REPO
-
-    from collector.alerts.settings import AlertSettings
-
     docs = (REPO / "docs" / "alerts.md").read_text()
     for name in AlertSettings.model_fields:
         assert f"`{name.upper()}`" in docs, name

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Sequence
 
 from edge.clock_guard import ClockGuard, current_boot_id
+from edge.committer import ReadingCommitter
+from edge.drivers.poller import BusPoller, start_pollers
 from edge.farmconfig import SensorConfig
 from edge.outbox import Outbox
 from edge.recorder import ReadingRecorder
@@ -32,7 +34,7 @@ class EdgeAgent:
         agent: str,
         sensors: Sequence[SensorConfig],
         outbox: Outbox,
-        source: SerialLineSource,
+        source: SerialLineSource | None,
         endpoint: MqttEndpoint,
         clock: Clock,
         problems: ProblemLog,
@@ -43,6 +45,8 @@ class EdgeAgent:
         status_interval_s: float = 300.0,
         clock_guard: ClockGuard | None = None,
         boot_id: str | None = None,
+        committer: ReadingCommitter | None = None,
+        pollers: Sequence[BusPoller] = (),
     ) -> None:
         self.farm = farm
         self.agent = agent
@@ -58,9 +62,13 @@ class EdgeAgent:
         self.clock_guard = clock_guard or ClockGuard(clock)
         self._boot_id = boot_id if boot_id is not None else current_boot_id()
         self._needs_clock_correction = True
-        self.recorder = ReadingRecorder(
-            sensors, outbox, clock, problems, self.clock_guard.trusted, self._boot_id
+        self.committer = committer or ReadingCommitter(
+            outbox, clock, problems, None, self.clock_guard.trusted, self._boot_id
         )
+        self.recorder = ReadingRecorder(
+            [s for s in sensors if s.source is None], outbox, clock, problems, self.committer
+        )
+        self._pollers = tuple(pollers)
         offline = AgentStatus(v=1, farm=farm, agent=agent, state="offline", version=VERSION)
         self.session = MqttSession(
             endpoint,
@@ -108,7 +116,9 @@ class EdgeAgent:
         """Run until ``stop`` is set, then publish the offline status and disconnect."""
         reader = threading.Thread(target=self._read, args=(stop,), name="serial", daemon=True)
         self.session.start()
-        reader.start()
+        if self._source is not None:
+            reader.start()
+        bus_threads = start_pollers(self._pollers, stop)
         next_status = self._clock.monotonic() + self._status_interval_s
         while not stop.is_set():
             self._release_held_readings()
@@ -121,7 +131,12 @@ class EdgeAgent:
             if not progressed:
                 self._wake.wait(0.05)
                 self._wake.clear()
-        reader.join(2.0)
+        if reader.is_alive():
+            reader.join(2.0)
+        for thread in bus_threads:
+            thread.join(5.0)
+        for poller in self._pollers:
+            poller.close()
         self._drain(timeout_s=2.0)
         if self.session.connected:
             self._publish_status("offline")
@@ -152,6 +167,7 @@ class EdgeAgent:
             self.uplink.rewind()
 
     def _read(self, stop: threading.Event) -> None:
+        assert self._source is not None
         for item in self._source.lines(stop):
             reply = self.recorder.handle(item)
             if reply is not None:

@@ -9,7 +9,10 @@ import os
 from pydantic import ValidationError
 
 from edge.agent import EdgeAgent
-from edge.clock_guard import ClockGuard, ntp_sync_probe
+from edge.calibration_records import CalibrationBook
+from edge.clock_guard import ClockGuard, current_boot_id, ntp_sync_probe
+from edge.committer import ReadingCommitter
+from edge.drivers.poller import OutboxSink, build_pollers, check_buses
 from edge.farmconfig import FarmConfigError, load_farm_config
 from edge.mcu_protocol import SYNC_LINE
 from edge.outbox import Outbox
@@ -58,14 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         settings = EdgeSettings(**overrides)
         farm = load_farm_config(settings.farm_file)
         agent_cfg = farm.agent(settings.agent_id)
-    except (ValidationError, FarmConfigError, OSError) as exc:
+        buses = check_buses(farm, agent_cfg.id)
+    except (ValidationError, FarmConfigError, OSError, ValueError) as exc:
         return config_error(exc)
     sensors = farm.sensors_of(agent_cfg.id)
     port = settings.serial_port or agent_cfg.serial_port
     if args.check_config:
         print(
             f"Configuración válida / configuration valid: farm {farm.farm.id}, agent "
-            f"{agent_cfg.id}, {len(sensors)} sensors on {port}, broker "
+            f"{agent_cfg.id}, {len(sensors)} sensors on {port} and {len(buses)} field buses, "
+            f"broker "
             f"{settings.mqtt_host}:{settings.mqtt_port}"
         )
         return 0
@@ -75,12 +80,25 @@ def main(argv: list[str] | None = None) -> int:
     clock = SystemClock()
     problems = ProblemLog(logging.getLogger("farmwatch.edge.problems"))
     outbox = Outbox(settings.outbox_path, settings.outbox_max_readings)
-    source = SerialLineSource(
-        pyserial_factory(port, agent_cfg.microcontroller.baudrate),
+    guard = ClockGuard(clock, ntp_sync_probe if settings.clock_check == "ntp" else None)
+    boot_id = current_boot_id()
+    committer = ReadingCommitter(
+        outbox,
+        clock,
         problems,
-        name=port,
-        greeting=SYNC_LINE,
+        CalibrationBook(farm.calibrations, farm.soil_curves),
+        guard.trusted,
+        boot_id,
     )
+    sink = OutboxSink(sensors, outbox, clock, problems, committer=committer)
+    source = None
+    if any(s.source is None for s in sensors):
+        source = SerialLineSource(
+            pyserial_factory(port, agent_cfg.microcontroller.baudrate),
+            problems,
+            name=port,
+            greeting=SYNC_LINE,
+        )
     agent = EdgeAgent(
         farm=farm.farm.id,
         agent=agent_cfg.id,
@@ -94,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         batch_max_age_s=settings.batch_max_age_s,
         compress=settings.compress,
         inflight_window=settings.inflight_window,
-        clock_guard=ClockGuard(clock, ntp_sync_probe if settings.clock_check == "ntp" else None),
+        clock_guard=guard,
+        boot_id=boot_id,
+        committer=committer,
+        pollers=build_pollers(farm, agent_cfg.id, sink, clock, problems),
         status_interval_s=settings.status_interval_s,
     )
     logging.getLogger(__name__).info(

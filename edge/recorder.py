@@ -12,11 +12,11 @@ impossible value) is counted, logged once per cause, quarantined, and skipped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from edge.calibration import calibrate
-from edge.farmconfig import RainGauge, SensorConfig
+from edge.committer import ReadingCommitter
+from edge.drivers.base import RawSample
+from edge.farmconfig import SensorConfig
 from edge.mcu_protocol import (
     SYNC_LINE,
     LineError,
@@ -27,13 +27,11 @@ from edge.mcu_protocol import (
 )
 from edge.outbox import Outbox
 from farmwatch_shared.clock import Clock
-from farmwatch_shared.contract import UNITS, Reading, ReadingFlag, reading_problem
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
 BOOT_KEY = "mcu.boot"
 SEQ_KEY = "mcu.seq"
-TS_NUDGE_LIMIT_MS = 1000
 SYNC_INTERVAL_S = 1.0
 
 
@@ -46,15 +44,13 @@ class ReadingRecorder:
         outbox: Outbox,
         clock: Clock,
         problems: ProblemLog,
-        clock_trusted: Callable[[], bool] = lambda: True,
-        boot_id: str = "",
+        committer: ReadingCommitter | None = None,
     ) -> None:
         self._by_channel = {s.channel: s for s in sensors}
         self._outbox = outbox
         self._clock = clock
         self._problems = problems
-        self._clock_trusted = clock_trusted
-        self._boot_id = boot_id
+        self._committer = committer or ReadingCommitter(outbox, clock, problems)
         self._last_sync = -SYNC_INTERVAL_S
         self.last_hello: McuHello | None = None
 
@@ -130,63 +126,13 @@ class ReadingRecorder:
         return SYNC_LINE
 
     def _commit(self, sensor: SensorConfig, frame: McuReading, position: dict[str, float]) -> None:
-        ts = self._clock.now_ms() - frame.age_ms
-        last_ts_key = f"{sensor.id}.last_ts"
-        last_ts = self._outbox.sensor_state(last_ts_key)
-        if last_ts is not None and last_ts - TS_NUDGE_LIMIT_MS < ts <= last_ts:
-            # Two readings of one sensor must not share a timestamp: (series, time) is the
-            # point's identity in InfluxDB, so the second would overwrite the first. (A larger
-            # step back is the clock being corrected, not a collision.)
-            ts = int(last_ts) + 1
-        state = {**position, last_ts_key: float(ts)}
-        previous = None
-        if isinstance(sensor, RainGauge):
-            previous = self._outbox.sensor_state(f"{sensor.id}.counter")
-            counter_boot = self._outbox.sensor_state(f"{sensor.id}.boot")
-            if previous is not None and counter_boot != frame.boot:
-                previous = 0.0  # the microcontroller rebooted: its counter restarted at zero
-        calibrated = calibrate(sensor, frame.raw, previous)
-        if calibrated.counter is not None:
-            state[f"{sensor.id}.counter"] = calibrated.counter
-            state[f"{sensor.id}.boot"] = float(frame.boot)
-        candidate = Reading(
-            seq=0,
+        sample = RawSample(
             sensor=sensor.id,
-            kind=sensor.kind,
-            ts=ts,
-            value=round(calibrated.value, 4),
-            unit=UNITS[sensor.kind],
             raw=frame.raw,
-            volume_l=None if calibrated.volume_l is None else round(calibrated.volume_l, 2),
-            flags=0 if self._clock_trusted() else ReadingFlag.CLOCK_UNSYNCED,
+            ts_ms=self._clock.now_ms() - frame.age_ms,
+            mono_ms=int(self._clock.monotonic() * 1000) - frame.age_ms,
         )
-        problem = reading_problem(candidate)
-        if problem is not None:
-            detail = f"{sensor.id}: raw {frame.raw} → {candidate.value} {candidate.unit}"
-            self._refuse(f"impossible_{problem}", detail, state)
-            return
-        self._outbox.add(
-            sensor=candidate.sensor,
-            kind=candidate.kind,
-            ts=ts,
-            value=candidate.value,
-            unit=candidate.unit,
-            raw=candidate.raw,
-            volume_l=candidate.volume_l,
-            flags=candidate.flags,
-            state=state,
-            **self._retiming(candidate.flags, frame.age_ms),
-        )
-
-    def _retiming(self, flags: int, age_ms: int) -> dict[str, Any]:
-        """What a held reading needs to be re-timed later (nothing for a trusted one)."""
-        if not flags & ReadingFlag.CLOCK_UNSYNCED:
-            return {}
-        return {
-            "mono_ms": int(self._clock.monotonic() * 1000) - age_ms,
-            "boot_id": self._boot_id,
-        }
+        self._committer.commit(sensor, sample, state=position, counter_boot=frame.boot)
 
     def _refuse(self, cause: str, detail: str, state: dict[str, float] | None = None) -> None:
-        self._problems.report(cause, detail)
-        self._outbox.quarantine(self._clock.now_ms(), cause, detail, state or {})
+        self._committer.refuse(cause, detail, state)

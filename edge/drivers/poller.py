@@ -12,19 +12,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import serial
 
-from edge.calibration import calibrate_at, rain_between
 from edge.calibration_records import CalibrationBook
+from edge.committer import ReadingCommitter
 from edge.drivers.base import BusDriver, DriverError, DriverSpec, RawSample
 from edge.drivers.registry import driver_spec
-from edge.farmconfig import BusConfig, BusDevice, FarmConfig, RainGauge, SensorConfig
+from edge.farmconfig import BusConfig, BusDevice, FarmConfig, SensorConfig
 from edge.outbox import Outbox
-from edge.rain import CounterSample
 from farmwatch_shared.clock import Clock
-from farmwatch_shared.contract import UNITS, Reading, ReadingFlag, reading_problem
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -110,7 +108,7 @@ class BusPoller:
 
 
 class OutboxSink:
-    """Calibrates raw samples, checks them and commits them to the outbox (or quarantines)."""
+    """The agent's sink: commits each raw sample through the shared ``ReadingCommitter``."""
 
     def __init__(
         self,
@@ -121,86 +119,20 @@ class OutboxSink:
         book: CalibrationBook | None = None,
         clock_trusted: Callable[[], bool] = lambda: True,
         boot_id: str = "",
+        committer: ReadingCommitter | None = None,
     ) -> None:
         self._by_id = {s.id: s for s in sensors}
-        self._outbox = outbox
-        self._clock = clock
-        self._problems = problems
-        self._book = book
-        self._clock_trusted = clock_trusted
-        self._boot_id = boot_id
-        self._lock = threading.Lock()  # several buses may commit rain state concurrently
+        self._committer = committer or ReadingCommitter(
+            outbox, clock, problems, book, clock_trusted, boot_id
+        )
 
     def __call__(self, sample: RawSample) -> None:
         """Commit one raw sample."""
-        with self._lock:
-            self._commit(sample)
-
-    def _commit(self, sample: RawSample) -> None:
         sensor = self._by_id.get(sample.sensor)
         if sensor is None:
-            self._refuse("unknown_sensor", f"{sample.sensor!r}")
+            self._committer.refuse("unknown_sensor", f"{sample.sensor!r}")
             return
-        state: dict[str, float] = {}
-        volume = None
-        if isinstance(sensor, RainGauge):
-            value, refused = self._rain(sensor, sample, state)
-            if refused is not None:
-                self._refuse(refused, f"{sensor.id}: counter {sample.raw}", state)
-                return
-        else:
-            calibrated = calibrate_at(sensor, sample.raw, sample.ts_ms, None, self._book)
-            value, volume = calibrated.value, calibrated.volume_l
-        candidate = Reading(
-            seq=0,
-            sensor=sensor.id,
-            kind=sensor.kind,
-            ts=sample.ts_ms,
-            value=round(value, 4),
-            unit=UNITS[sensor.kind],
-            raw=sample.raw,
-            volume_l=None if volume is None else round(volume, 2),
-            flags=0 if self._clock_trusted() else ReadingFlag.CLOCK_UNSYNCED,
-        )
-        problem = reading_problem(candidate)
-        if problem is not None:
-            detail = f"{sensor.id}: raw {sample.raw} → {candidate.value} {candidate.unit}"
-            self._refuse(f"impossible_{problem}", detail, state)
-            return
-        self._outbox.add(
-            sensor=candidate.sensor,
-            kind=candidate.kind,
-            ts=candidate.ts,
-            value=candidate.value,
-            unit=candidate.unit,
-            raw=candidate.raw,
-            volume_l=candidate.volume_l,
-            flags=candidate.flags,
-            state=state,
-            mono_ms=sample.mono_ms,
-            boot_id=self._boot_id if sample.mono_ms is not None else None,
-        )
-
-    def _rain(
-        self, sensor: RainGauge, sample: RawSample, state: dict[str, float]
-    ) -> tuple[float, str | None]:
-        counter_key, ts_key = f"{sensor.id}.bus_counter", f"{sensor.id}.bus_counter_ts"
-        last_counter = self._outbox.sensor_state(counter_key)
-        last_ts = self._outbox.sensor_state(ts_key)
-        previous = (
-            None
-            if last_counter is None or last_ts is None
-            else CounterSample(int(last_ts), int(last_counter))
-        )
-        current = CounterSample(sample.ts_ms, round(sample.raw))
-        interval = rain_between(sensor, previous, current)
-        state[counter_key] = float(current.counter)
-        state[ts_key] = float(current.ts_ms)
-        return interval.mm, interval.refused
-
-    def _refuse(self, cause: str, detail: str, state: Mapping[str, float] | None = None) -> None:
-        self._problems.report(cause, detail)
-        self._outbox.quarantine(self._clock.now_ms(), cause, detail, state or {})
+        self._committer.commit(sensor, sample)
 
 
 def check_buses(

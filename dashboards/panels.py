@@ -173,4 +173,15 @@ def base_dashboard(
         .readonly()
         .tooltip(dashboard.DashboardCursorSync.CROSSHAIR)
         .with_variable(farm_variable())
+        .annotation(
+            # Grafana's own annotations (e.g. "tank cleaned"), as a new dashboard has them
+            dashboard_builders.AnnotationQuery()
+            .name("Annotations & Alerts")
+            .datasource(common.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+            .enable(True)
+            .hide(True)
+            .icon_color("rgba(0, 211, 255, 1)")
+            .type("dashboard")
+            .built_in(1)
+        )
     )

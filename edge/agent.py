@@ -134,9 +134,7 @@ class EdgeAgent:
         if reader.is_alive():
             reader.join(2.0)
         for thread in bus_threads:
-            thread.join(5.0)
-        for poller in self._pollers:
-            poller.close()
+            thread.join(5.0)  # each poller closes its bus when it stops
         self._drain(timeout_s=2.0)
         if self.session.connected:
             self._publish_status("offline")

@@ -31,6 +31,10 @@ class FarmEmulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def sim_time(self) -> float:
+        """Seconds of simulated time since the scenario began."""
+        return self.sim_s
+
     def sample_all(self) -> None:
         """Sample every channel at the current simulated time."""
         for sensor in self.sensors:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import select
 import termios
 import threading
 import tty
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -44,10 +45,19 @@ def _blocks(words: Mapping[int, int]) -> list[SimData]:
 class ModbusRtuBus:
     """Devices (unit id → registers) served by pymodbus on a pty; the agent opens ``agent_path``."""
 
-    def __init__(self, devices: Mapping[int, Registers], baudrate: int = 9600) -> None:
+    def __init__(
+        self,
+        devices: Mapping[int, Registers],
+        baudrate: int = 9600,
+        live: Mapping[int, Callable[[], Registers]] | None = None,
+    ) -> None:
+        """``live`` gives, per unit, a function returning the registers' current values: they are
+        refreshed on every request (a sensor whose reading changes); registers must exist in
+        ``devices``."""
         self._dev_master, self._dev_slave, self._dev_path = _raw_pty()
         self._agent_master, self._agent_slave, self.agent_path = _raw_pty()
         self._baudrate = baudrate
+        self._live = dict(live or {})
         self._sim = [
             SimDevice(
                 id=unit,
@@ -57,6 +67,7 @@ class ModbusRtuBus:
                     _blocks(regs.get(3, {0: 0})),
                     _blocks(regs.get(4, {0: 0})),
                 ),
+                action=functools.partial(self._refresh, unit) if unit in self._live else None,
             )
             for unit, regs in devices.items()
         ]
@@ -85,6 +96,20 @@ class ModbusRtuBus:
         server = ModbusSerialServer(self._sim, port=self._dev_path, baudrate=self._baudrate)
         await server.serve_forever(background=True)
         return server
+
+    async def _refresh(
+        self,
+        unit: int,
+        function: int,
+        start: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> None:
+        for register, word in self._live[unit]().get(function, {}).items():
+            if 0 <= register - start < len(registers):
+                registers[register - start] = word
 
     def corrupt_responses(self, count: int) -> None:
         """Flip a bit in the next ``count`` responses (the agent sees a CRC error)."""

@@ -107,7 +107,7 @@ def raw_for(sensor: SensorConfig, physical: float) -> float:
     if isinstance(sensor, RainGauge):
         return float(int(physical / sensor.bucket_mm + 1e-9) % sensor.counter_modulo)
     if isinstance(sensor, SoilMoistureSensor):
-        return round(_invert_polynomial(sensor.coefficients, physical), 0)
+        return round(_invert_polynomial(sensor.coefficients, physical), 1)
     return round(_level_raw(sensor, physical), 3)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from edge.farmconfig import FarmConfig, load_farm_config
 from farmwatch_emulators.farm import FarmEmulator
+from farmwatch_emulators.field_buses import FarmBuses
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import DAY, HOUR
@@ -48,6 +49,7 @@ class DemoFarm:
     config: FarmConfig
     link: PtyLink
     emulator: FarmEmulator
+    buses: FarmBuses
     agent: subprocess.Popen[bytes] | None = None
 
 
@@ -140,6 +142,17 @@ def render(url: str, farms: list[DemoFarm], started: float) -> str:
     return "\n".join(lines)
 
 
+def _with_bus_ports(config: FarmConfig, agent_id: str, ports: dict[str, str], data: Path) -> Path:
+    """The shipped farm file with each field bus's device path replaced by its emulator's tty."""
+    path = REPO_ROOT / "firmware_configs" / f"{config.farm.id}.toml"
+    text = path.read_text(encoding="utf-8")
+    for bus in config.buses_of(agent_id):
+        text = text.replace(f'port = "{bus.port}"', f'port = "{ports[bus.id]}"', 1)
+    derived = data / f"{config.farm.id}.toml"
+    derived.write_text(text, encoding="utf-8")
+    return derived
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo until Ctrl-C (or ``--duration`` seconds)."""
     parser = argparse.ArgumentParser(prog="farmwatch-demo", description=__doc__)
@@ -207,14 +220,17 @@ def main(argv: list[str] | None = None) -> int:
                 buffer_size=mcu_settings.buffer_readings,
             )
             emulator = FarmEmulator(
-                mcu, config.sensors_of(agent_cfg.id), speedup=SPEEDUP, start_s=START_S
+                mcu,
+                [s for s in config.sensors_of(agent_cfg.id) if s.source is None],
+                speedup=SPEEDUP,
+                start_s=START_S,
             )
-            farm = DemoFarm(config, link, emulator)
+            buses = FarmBuses(config, agent_cfg.id, emulator.scenario, emulator.sim_time)
+            farm = DemoFarm(config, link, emulator, buses)
+            farm_file = _with_bus_ports(config, agent_cfg.id, buses.ports, data)
             env = _python_env(
                 {
-                    "FARMWATCH_EDGE_FARM_FILE": str(
-                        REPO_ROOT / "firmware_configs" / f"{config.farm.id}.toml"
-                    ),
+                    "FARMWATCH_EDGE_FARM_FILE": str(farm_file),
                     "FARMWATCH_EDGE_SERIAL_PORT": link.path,
                     "FARMWATCH_EDGE_OUTBOX_PATH": str(data / config.farm.id / "outbox.sqlite3"),
                     "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
@@ -225,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                     "FARMWATCH_EDGE_STATUS_INTERVAL_S": "10",
                 }
             )
+            buses.start()
             with (log_dir / f"edge-{config.farm.id}.log").open("ab") as log:
                 farm.agent = subprocess.Popen(
                     [sys.executable, "-m", "edge.cli"],
@@ -262,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         for farm in farms:
             farm.emulator.stop()
             farm.emulator.mcu.stop()
+            farm.buses.stop()
         for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)

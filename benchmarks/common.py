@@ -26,39 +26,13 @@ FARM_FILES = REPO / "firmware_configs"
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
-@dataclass
-class Stack:
-    """A Mosquitto broker (shipped policy) and an InfluxDB 1.x, started for the benchmarks."""
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the benchmark servers listen and the broker users' passwords."""
 
-    workdir: Path
-    passwords: dict[str, str] = field(
-        default_factory=lambda: {u: secrets.token_hex(12) for u in (COLLECTOR_USER, *FARMS)}
-    )
-    broker: MosquittoServer = field(init=False)
-    influx: InfluxServer = field(init=False)
-    _databases: int = 0
-
-    def __post_init__(self) -> None:
-        self.broker = MosquittoServer(data_dir=self.workdir / "mosquitto", users=self.passwords)
-        self.influx = InfluxServer(data_dir=self.workdir / "influxdb")
-
-    def start(self) -> None:
-        """Start both servers."""
-        self.broker.start()
-        self.influx.start()
-
-    def stop(self) -> None:
-        """Stop both servers."""
-        self.broker.stop()
-        self.influx.stop()
-
-    def new_database(self, prefix: str) -> tuple[str, InfluxV1Writer]:
-        """A database nobody used yet (created) and a writer for it."""
-        self._databases += 1
-        name = f"{prefix}_{self._databases}"
-        writer = InfluxV1Writer(self.influx.url, name)
-        writer.ensure_database()
-        return name, writer
+    broker_port: int
+    influx_url: str
+    passwords: dict[str, str]
 
     def client(
         self,
@@ -90,12 +64,52 @@ class Stack:
             client.on_message = on_message
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = session_expiry_s
-        client.connect("127.0.0.1", self.broker.port, clean_start=clean_start, properties=props)
+        client.connect("127.0.0.1", self.broker_port, clean_start=clean_start, properties=props)
         client.loop_start()
         if not connected.wait(10):
             client.loop_stop()
             raise RuntimeError(f"could not connect as {user}")
         return client
+
+
+@dataclass
+class Stack:
+    """A Mosquitto broker (shipped policy) and an InfluxDB 1.x, started for the benchmarks."""
+
+    workdir: Path
+    passwords: dict[str, str] = field(
+        default_factory=lambda: {u: secrets.token_hex(12) for u in (COLLECTOR_USER, *FARMS)}
+    )
+    broker: MosquittoServer = field(init=False)
+    influx: InfluxServer = field(init=False)
+    _databases: int = 0
+
+    def __post_init__(self) -> None:
+        self.broker = MosquittoServer(data_dir=self.workdir / "mosquitto", users=self.passwords)
+        self.influx = InfluxServer(data_dir=self.workdir / "influxdb")
+
+    def start(self) -> None:
+        """Start both servers."""
+        self.broker.start()
+        self.influx.start()
+
+    def stop(self) -> None:
+        """Stop both servers."""
+        self.broker.stop()
+        self.influx.stop()
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """How clients reach these servers."""
+        return Endpoint(self.broker.port, self.influx.url, self.passwords)
+
+    def new_database(self, prefix: str) -> tuple[str, InfluxV1Writer]:
+        """A database nobody used yet (created) and a writer for it."""
+        self._databases += 1
+        name = f"{prefix}_{self._databases}"
+        writer = InfluxV1Writer(self.influx.url, name)
+        writer.ensure_database()
+        return name, writer
 
 
 def close(client: paho.Client) -> None:
@@ -113,9 +127,9 @@ def subscribe(client: paho.Client, topic: str) -> None:
         raise RuntimeError(f"no SUBACK for {topic}")
 
 
-def publish_all(stack: Stack, user: str, messages: Iterable[tuple[str, bytes]]) -> int:
+def publish_all(endpoint: Endpoint, user: str, messages: Iterable[tuple[str, bytes]]) -> int:
     """Publish at QoS 1 as fast as the broker takes them; return once all are acknowledged."""
-    client = stack.client(user, f"bench-loader-{secrets.token_hex(4)}", max_inflight=100)
+    client = endpoint.client(user, f"bench-loader-{secrets.token_hex(4)}", max_inflight=100)
     acked = 0
     sent = 0
     lock = threading.Condition()

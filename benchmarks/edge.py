@@ -67,7 +67,7 @@ class ReadingCounter:
     def __init__(self, stack: Stack) -> None:
         self.readings = 0
         self.status_online = threading.Event()
-        self._client = stack.client(
+        self._client = stack.endpoint.client(
             COLLECTOR_USER, f"bench-count-{secrets.token_hex(4)}", on_message=self._on_message
         )
         subscribe(self._client, f"farmwatch/v1/{FARM}/#")
@@ -293,7 +293,7 @@ def plain_publisher(stack: Stack, template: Path, window: int = 8) -> float:
     ]
     topic = readings_topic(FARM, "pi-1")
     started = time.perf_counter()  # connecting counts, as it does for the agent
-    client = stack.client(FARM, f"bench-plain-{secrets.token_hex(3)}", max_inflight=window)
+    client = stack.endpoint.client(FARM, f"bench-plain-{secrets.token_hex(3)}", max_inflight=window)
     acked = 0
     sent = 0
     done = threading.Condition()

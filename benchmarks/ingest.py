@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +27,13 @@ from influxdb_client.domain.write_precision import WritePrecision
 
 from benchmarks.common import (
     COLLECTOR_USER,
+    REPO,
     T0_MS,
+    Endpoint,
     Stack,
     close,
     publish_all,
     subscribe,
-    wait_until,
 )
 from collector.lineprotocol import reading_lines
 from collector.service import Collector
@@ -49,6 +52,8 @@ from farmwatch_shared.contract import (
 from farmwatch_shared.problems import ProblemLog
 
 FARM = "oax-mixteca"
+PASSWORDS_ENV = "FARMWATCH_BENCH_MQTT_PASSWORDS"
+"""Broker passwords (JSON) handed to the consumer processes through their environment."""
 AGENTS = 50
 SENSORS = (
     ("tank-main", SensorKind.WATER_LEVEL),
@@ -128,36 +133,46 @@ class Consumer:
         raise NotImplementedError
 
 
-def drain_rate(
-    stack: Stack, make: Callable[[str], Consumer], workload: Workload, count_readings: bool
-) -> float:
-    """Queue ``workload`` for a fresh persistent session, then time the consumer draining it."""
+def drain_rate(stack: Stack, kind: str, workload: Workload) -> float:
+    """Queue ``workload`` for a fresh persistent session, then time a consumer of ``kind``
+    (``collector``, ``counter`` or ``naive``, each in its own process) draining it."""
     client_id = f"bench-{secrets.token_hex(4)}"
-    setup = make(client_id)
-    setup.connect()
-    setup.disconnect()
-    publish_all(stack, FARM, workload.messages)
-    expected = workload.readings if count_readings else len(workload.messages)
-    consumer = make(client_id)
-    started = time.perf_counter()
-    consumer.connect()
-    wait_until(lambda: consumer.handled() >= expected, 300, "consumer drained the queue")
-    elapsed = time.perf_counter() - started
-    consumer.disconnect()
-    return workload.readings / elapsed
+    database = stack.new_database(kind)[0] if kind != "counter" else ""
+    expected = len(workload.messages) if kind == "counter" else workload.readings
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.consume",
+        kind,
+        "setup",
+        f"--port={stack.broker.port}",
+        f"--influx-url={stack.influx.url}",
+        f"--database={database}",
+        f"--client-id={client_id}",
+        f"--expected={expected}",
+        f"--total-readings={workload.readings}",
+    ]
+    env = {**os.environ, PASSWORDS_ENV: json.dumps(stack.passwords)}
+    subprocess.run(command, env=env, check=True, timeout=120, cwd=REPO)
+    publish_all(stack.endpoint, FARM, workload.messages)
+    command[4] = "drain"
+    out = subprocess.run(
+        command, env=env, check=True, timeout=600, cwd=REPO, capture_output=True, text=True
+    )
+    return workload.readings / float(out.stdout.split()[-1])
 
 
 class CountingSubscriber(Consumer):
     """Baseline 2: a paho subscriber that only counts (QoS 1, paho acknowledges)."""
 
-    def __init__(self, stack: Stack, client_id: str) -> None:
-        self._stack = stack
+    def __init__(self, endpoint: Endpoint, client_id: str) -> None:
+        self._endpoint = endpoint
         self._client_id = client_id
         self._count = 0
         self._client: paho.Client | None = None
 
     def connect(self) -> None:
-        client = self._stack.client(
+        client = self._endpoint.client(
             COLLECTOR_USER,
             self._client_id,
             clean_start=False,
@@ -182,8 +197,10 @@ class NaiveBridge(CountingSubscriber):
     """Baseline 3: decode each message with ``json``, format each reading with
     ``influxdb_client.Point``, POST synchronously from the callback every 5k points."""
 
-    def __init__(self, stack: Stack, client_id: str, writer: InfluxV1Writer, total: int) -> None:
-        super().__init__(stack, client_id)
+    def __init__(
+        self, endpoint: Endpoint, client_id: str, writer: InfluxV1Writer, total: int
+    ) -> None:
+        super().__init__(endpoint, client_id)
         self._writer = writer
         self._total = total
         self._lines: list[str] = []
@@ -224,21 +241,23 @@ class NaiveBridge(CountingSubscriber):
 class FarmwatchCollector(Consumer):
     """The real collector (``collector.service.Collector``), acknowledging after the write."""
 
-    def __init__(self, stack: Stack, client_id: str, database: str) -> None:
+    def __init__(
+        self, endpoint: Endpoint, client_id: str, database: str, probe_subscription: bool
+    ) -> None:
         self._settings = CollectorSettings.model_validate(
             {
                 "mqtt_host": "127.0.0.1",
-                "mqtt_port": stack.broker.port,
+                "mqtt_port": endpoint.broker_port,
                 "mqtt_username": COLLECTOR_USER,
-                "mqtt_password": stack.passwords[COLLECTOR_USER],
-                "influx_url": stack.influx.url,
+                "mqtt_password": endpoint.passwords[COLLECTOR_USER],
+                "influx_url": endpoint.influx_url,
                 "influx_database": database,
                 "client_id": client_id,
                 "stats_interval_s": 0.2,
             }
         )
-        self._stack = stack
-        self._first_connect = True
+        self._endpoint = endpoint
+        self._probe_subscription = probe_subscription
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.collector: Collector | None = None
@@ -252,8 +271,7 @@ class FarmwatchCollector(Consumer):
         self._thread.start()
         if not self.collector.session.wait_connected(10):
             raise RuntimeError("collector did not connect")
-        if self._first_connect:
-            self._first_connect = False
+        if self._probe_subscription:
             self._wait_subscribed()
 
     def _wait_subscribed(self) -> None:
@@ -265,7 +283,7 @@ class FarmwatchCollector(Consumer):
         while stats.points_written == 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("collector never wrote the probe")
-            publish_all(self._stack, FARM, [probe])
+            publish_all(self._endpoint, FARM, [probe])
             written_by = time.monotonic() + 1.0
             while stats.points_written == 0 and time.monotonic() < written_by:
                 time.sleep(0.01)

@@ -78,53 +78,27 @@ def run_ingest(stack: Stack, repeats: int) -> list[Result]:
     batched = ingest.make_workload(1000, 200, compress=True)
     single = ingest.make_workload(30_000, 1, compress=False)
 
-    def collector(cid: str) -> ingest.Consumer:
-        return ingest.FarmwatchCollector(stack, cid, stack.new_database("fw")[0])
-
-    def counter(cid: str) -> ingest.Consumer:
-        return ingest.CountingSubscriber(stack, cid)
-
-    def naive(workload: ingest.Workload) -> Callable[[str], ingest.Consumer]:
-        return lambda cid: ingest.NaiveBridge(
-            stack, cid, stack.new_database("naive")[1], workload.readings
-        )
-
     direct: list[float] = []
     fw_batched: list[float] = []
     counting: list[float] = []
     fw_single: list[float] = []
     naive_single: list[float] = []
     naive_batched: list[float] = []
+    runs = [
+        ("database direct", direct, lambda: ingest.database_direct(stack, batched)),
+        ("collector, batched", fw_batched, lambda: ingest.drain_rate(stack, "collector", batched)),
+        ("paho counter, single", counting, lambda: ingest.drain_rate(stack, "counter", single)),
+        ("collector, single", fw_single, lambda: ingest.drain_rate(stack, "collector", single)),
+        ("naive bridge, single", naive_single, lambda: ingest.drain_rate(stack, "naive", single)),
+        (
+            "naive bridge, batched",
+            naive_batched,
+            lambda: ingest.drain_rate(stack, "naive", batched),
+        ),
+    ]
     for i in range(repeats):
-        # interleaved, so drifts of the machine hit every consumer alike
-        direct += repeat(
-            1, f"database direct ({i + 1})", lambda: ingest.database_direct(stack, batched)
-        )
-        fw_batched += repeat(
-            1,
-            f"collector, batched ({i + 1})",
-            lambda: ingest.drain_rate(stack, collector, batched, True),
-        )
-        counting += repeat(
-            1,
-            f"paho counter, single ({i + 1})",
-            lambda: ingest.drain_rate(stack, counter, single, False),
-        )
-        fw_single += repeat(
-            1,
-            f"collector, single ({i + 1})",
-            lambda: ingest.drain_rate(stack, collector, single, True),
-        )
-        naive_single += repeat(
-            1,
-            f"naive bridge, single ({i + 1})",
-            lambda: ingest.drain_rate(stack, naive(single), single, True),
-        )
-        naive_batched += repeat(
-            1,
-            f"naive bridge, batched ({i + 1})",
-            lambda: ingest.drain_rate(stack, naive(batched), batched, True),
-        )
+        for what, samples, run in runs:  # interleaved: drifts of the machine hit all alike
+            samples += repeat(1, f"{what} ({i + 1})", run)
     return [
         Result(
             "1",

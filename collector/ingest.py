@@ -1,8 +1,10 @@
 """Ingest: MQTT deliveries → validated readings → line protocol → InfluxDB → MQTT ack.
 
-The MQTT network thread only enqueues deliveries. One worker thread takes what is queued
-(up to ``batch_max_points`` points), writes it in one request, retrying retryable failures
-for as long as it takes, and only then acknowledges the messages (``manual_ack``). Unacked
+The MQTT network thread only enqueues deliveries. A converter thread takes what is queued
+(up to ``batch_max_points`` points), validates and formats it; a writer thread writes each
+batch in one request, retrying retryable failures for as long as it takes, and only then
+acknowledges the batch's messages (``manual_ack``), batches in the order they were taken.
+The two overlap: the next batch is decoded and formatted while the previous one is written. Unacked
 messages are bounded by the session's Receive Maximum, so a slow database slows the broker's
 delivery instead of growing memory. Invalid input is dead-lettered with its reason, counted,
 and acknowledged so it does not block the stream.
@@ -16,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from collector.lineprotocol import reading_line, status_line
+from collector.lineprotocol import reading_lines, status_line
 from collector.writers import PermanentWriteError, PointWriter, RetryableWriteError
 from farmwatch_shared.backoff import Backoff
 from farmwatch_shared.clock import Clock
@@ -88,6 +90,9 @@ class Ingestor:
         self._batch_max = batch_max_points
         self._backoff = backoff or Backoff(initial_s=0.5, max_s=30.0)
         self._inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
+        self._batches: queue.Queue[_Pending] = queue.Queue(maxsize=1)
+        """Converted batches waiting for the writer: one, so at most one is formatted ahead."""
+        self._stats_lock = threading.Lock()
         self.stats = IngestStats()
 
     def submit(self, delivery: Delivery) -> None:
@@ -96,6 +101,14 @@ class Ingestor:
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; unwritten messages stay unacknowledged (redelivered)."""
+        writer = threading.Thread(target=self._write_batches, args=(stop,), name="ingest-write")
+        writer.start()
+        try:
+            self._convert_batches(stop)
+        finally:
+            writer.join()
+
+    def _convert_batches(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 first = self._inbox.get(timeout=0.2)
@@ -108,13 +121,27 @@ class Ingestor:
                     self._convert(self._inbox.get_nowait(), pending)
                 except queue.Empty:
                     break
+            while not stop.is_set():
+                try:
+                    self._batches.put(pending, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    def _write_batches(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                pending = self._batches.get(timeout=0.2)
+            except queue.Empty:
+                continue
             if pending.lines and not self._write_all(pending.lines, pending.line_origin, stop):
                 return
             for delivery in pending.deliveries:
                 self._acknowledge(delivery)
 
     def _convert(self, delivery: Delivery, pending: _Pending) -> None:
-        self.stats.messages += 1
+        with self._stats_lock:
+            self.stats.messages += 1
         pending.deliveries.append(delivery)
         try:
             farm, agent, leaf = parse_topic(delivery.topic)
@@ -136,17 +163,16 @@ class Ingestor:
             raise ContractError(
                 "topic_mismatch", f"topic {farm}/{agent}, payload {batch.farm}/{batch.agent}"
             )
-        lines = []
+        readings = batch.readings
         refused = []
-        for reading in batch.readings:
+        for reading in readings:
             problem = reading_problem(reading)
-            if problem is None:
-                lines.append(reading_line(farm, agent, reading))
-            else:
+            if problem is not None:
                 refused.append(f"seq {reading.seq} {reading.sensor}: {problem} ({reading.value})")
         if refused:
             self._reject(delivery, "impossible_value", "; ".join(refused[:20]))
-        return lines
+            readings = [r for r in readings if reading_problem(r) is None]
+        return reading_lines(farm, agent, readings)
 
     def _status_lines(self, delivery: Delivery, farm: str, agent: str) -> list[str]:
         if not delivery.payload:
@@ -158,8 +184,9 @@ class Ingestor:
 
     def _reject(self, delivery: Delivery, cause: str, detail: str) -> None:
         self._problems.report(cause, f"{delivery.topic}: {detail}")
-        self.stats.dead_letters += 1
-        self.stats.by_cause[cause] = self.stats.by_cause.get(cause, 0) + 1
+        with self._stats_lock:
+            self.stats.dead_letters += 1
+            self.stats.by_cause[cause] = self.stats.by_cause.get(cause, 0) + 1
         self._dead_letter(
             DeadLetter(
                 reason=cause,
@@ -177,7 +204,8 @@ class Ingestor:
             try:
                 self._writer.write(lines)
             except RetryableWriteError as exc:
-                self.stats.write_retries += 1
+                with self._stats_lock:
+                    self.stats.write_retries += 1
                 self._problems.report(
                     "database_unavailable",
                     f"InfluxDB no disponible, reintentando / unavailable, retrying: {exc}",
@@ -194,6 +222,7 @@ class Ingestor:
                     lines[half:], origin[half:], stop
                 )
             self._backoff.reset()
-            self.stats.batches_written += 1
-            self.stats.points_written += len(lines)
+            with self._stats_lock:
+                self.stats.batches_written += 1
+                self.stats.points_written += len(lines)
             return True

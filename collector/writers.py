@@ -80,15 +80,21 @@ class InfluxV1Writer:
         raise_for_status(response.status, response.data.decode("utf-8", "replace"))
 
     def query(self, influxql: str, method: str = "GET") -> dict[str, object]:
-        """Run an InfluxQL statement and return the JSON answer (for set-up and checks)."""
+        """Run an InfluxQL statement and return the JSON answer (for set-up and checks).
+        GET for reads; POST for statements that change something (InfluxDB 1.x requires it)."""
+        params = urlencode({"db": self._database, "q": influxql, "epoch": "ms"})
         try:
-            response = self._http.request(
-                method,
-                f"{self._url}/query",
-                fields={"db": self._database, "q": influxql, "epoch": "ms"},
-                headers=self._headers,
-                encode_multipart=False,
-            )
+            if method == "GET":
+                response = self._http.request(
+                    "GET", f"{self._url}/query?{params}", headers=self._headers
+                )
+            else:
+                response = self._http.request(
+                    method,
+                    f"{self._url}/query",
+                    body=params.encode("utf-8"),
+                    headers={**self._headers, "Content-Type": "application/x-www-form-urlencoded"},
+                )
         except urllib3.exceptions.HTTPError as exc:
             raise RetryableWriteError(f"InfluxDB unreachable: {exc}") from None
         raise_for_status(response.status, response.data.decode("utf-8", "replace"))

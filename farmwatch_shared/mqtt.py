@@ -79,6 +79,8 @@ class MqttSession:
         self._on_published = on_published
         self._backoff = backoff or Backoff(initial_s=0.5, max_s=30.0)
         self._connected = threading.Event()
+        self.subscribed = threading.Event()
+        """Set when the broker granted a subscription on the current connection."""
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._ever_connected = False
@@ -102,6 +104,7 @@ class MqttSession:
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
+        client.on_subscribe = self._handle_subscribe
         self.client = client
 
     @property
@@ -202,6 +205,7 @@ class MqttSession:
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self._connected.clear()
+        self.subscribed.clear()
         if not self._stopping.is_set():
             log.warning("Desconectado del broker / disconnected from broker: %s", reason)
 
@@ -210,6 +214,18 @@ class MqttSession:
     ) -> None:
         if self._on_message is not None:
             self._on_message(message)
+
+    def _handle_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        refused = [reason for reason in reasons if reason.is_failure]
+        if refused:
+            log.error(
+                "El broker rechazó la suscripción / broker refused a subscription: %s", refused
+            )
+        else:
+            log.info("Suscrito / subscribed (%d topics)", len(reasons))
+            self.subscribed.set()
 
     def _handle_publish(
         self, client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any

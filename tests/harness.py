@@ -71,6 +71,7 @@ def start_collector(settings: CollectorSettings, clock: Clock | None = None) -> 
     thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
     thread.start()
     assert collector.session.wait_connected(10), "collector did not connect"
+    assert collector.session.subscribed.wait(10), "collector did not subscribe"
     return RunningCollector(collector, stop, thread, problems)
 
 

@@ -57,6 +57,7 @@ def test_agent_reads_a_modbus_bus_and_its_microcontroller_together(
     collector = collector_process(broker, influx.url, influx.database, tmp_path)
     agent = agent_process(broker, farm_file, link.path, tmp_path, "oax-mixteca")
     collector.start()
+    wait_for(lambda: "Suscrito / subscribed" in collector.log(), what="collector subscribed")
     agent.start()
     try:
         wait_for(lambda: mcu.syncs_received > 0, what="agent opened the microcontroller port")

@@ -77,6 +77,7 @@ def rig(broker: Broker, influx: Influx, tmp_path: Path) -> Iterator[Rig]:
     agent = agent_process(broker, farm_file, link.path, tmp_path, FARM)
     collector = collector_process(broker, influx.url, influx.database, tmp_path)
     collector.start()
+    wait_for(lambda: "Suscrito / subscribed" in collector.log(), what="collector subscribed")
     agent.start()
     wait_for(lambda: mcu.syncs_received > 0, what="agent opened the port")
     rig = Rig(mcu, link, agent, collector)
@@ -129,10 +130,10 @@ def test_influxdb_stopped_mid_run_then_restarted(broker: Broker, tmp_path: Path)
     collector = collector_process(broker, server.url, influx.database, tmp_path)
     rig = Rig(mcu, link, agent, collector)
     collector.start()
+    wait_for(lambda: "Suscrito / subscribed" in collector.log(), what="collector subscribed")
     agent.start()
     try:
         wait_for(lambda: mcu.syncs_received > 0, what="agent opened the port")
-        wait_for(lambda: "connected to broker" in collector.log(), what="collector up")
 
         def outage() -> None:
             time.sleep(1.5)
@@ -188,7 +189,7 @@ def test_a_collector_offline_for_thousands_of_messages_loses_none(
     the shipped configuration keeps them all (bounded by bytes)."""
     collector = collector_process(broker, influx.url, influx.database, tmp_path)
     collector.start()
-    wait_for(lambda: "connected to broker" in collector.log(), what="collector session created")
+    wait_for(lambda: "Suscrito / subscribed" in collector.log(), what="collector session created")
     collector.stop()
     publisher = broker.client(FARM, "test-bulk-publisher")
     from farmwatch_shared.contract import Reading, SensorKind

@@ -58,7 +58,7 @@ from farmwatch_shared.problems import ProblemLog
 FARM = "oax-mixteca"
 SENSOR = "trough-north"
 REPO = Path(__file__).resolve().parent.parent
-COLLECTOR_USER = "farmwatch-collector"
+ALERTS_USER = "farmwatch-alerts"
 
 
 def _wait(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
@@ -71,7 +71,7 @@ def _wait(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
 
 def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float]:
     """Latencies in seconds, one per round."""
-    passwords = {COLLECTOR_USER: secrets.token_hex(8), FARM: secrets.token_hex(8)}
+    passwords = {ALERTS_USER: secrets.token_hex(8), FARM: secrets.token_hex(8)}
     broker = MosquittoServer(data_dir=workdir / "mosquitto", users=passwords)
     broker.start()
     config = load_farm_config(REPO / "firmware_configs" / f"{FARM}.toml")
@@ -100,8 +100,8 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
             "127.0.0.1",
             broker.port,
             "farmwatch-alerts",
-            COLLECTOR_USER,
-            SecretStr(passwords[COLLECTOR_USER]),
+            ALERTS_USER,
+            SecretStr(passwords[ALERTS_USER]),
         ),
         channels=[modem],
         clock=clock,

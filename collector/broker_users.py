@@ -24,7 +24,7 @@ from farmwatch_shared.contract import IDENT_PATTERN
 DEFAULT_PASSWORD_FILE = Path("/etc/mosquitto/farmwatch.passwd")
 DEFAULT_ACL_FILE = Path("/etc/mosquitto/farmwatch.acl")
 FARM_PATTERN_LINE = "pattern readwrite farmwatch/v1/%u/#"
-RESERVED_USERS = frozenset({"farmwatch-collector"})
+RESERVED_USERS = frozenset({"farmwatch-collector", "farmwatch-alerts"})
 
 
 class BrokerUserError(RuntimeError):
@@ -73,7 +73,7 @@ def add_farm_user(
     if not re.fullmatch(IDENT_PATTERN, farm):
         raise BrokerUserError(f"not a valid farm id: {farm!r}")
     if farm in RESERVED_USERS:
-        raise BrokerUserError(f"{farm!r} is reserved for the collector")
+        raise BrokerUserError(f"{farm!r} is reserved for a farmwatch service")
     tool = mosquitto_passwd or shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
     if not os.path.exists(tool):
         raise BrokerUserError("mosquitto_passwd not found: install the mosquitto package")

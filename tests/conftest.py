@@ -23,6 +23,7 @@ from farmwatch_local.services import InfluxServer, MosquittoServer, VictoriaMetr
 REPO = Path(__file__).resolve().parent.parent
 FARM_FILES = REPO / "firmware_configs"
 COLLECTOR_USER = "farmwatch-collector"
+ALERTS_USER = "farmwatch-alerts"
 FARMS = ("oax-mixteca", "oax-istmo", "chis-frailesca")
 
 
@@ -59,7 +60,9 @@ class Broker:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A Mosquitto broker with the shipped policy, a collector user and one user per farm."""
-    passwords = {user: secrets.token_hex(12) for user in (COLLECTOR_USER, *FARMS, "oax-other")}
+    passwords = {
+        user: secrets.token_hex(12) for user in (COLLECTOR_USER, ALERTS_USER, *FARMS, "oax-other")
+    }
     server = MosquittoServer(data_dir=tmp_path / "mosquitto", users=passwords)
     server.start()
     yield Broker(server, passwords)

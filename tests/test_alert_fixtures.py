@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import COLLECTOR_USER, Broker
+from conftest import ALERTS_USER, Broker
 from pydantic import SecretStr
 
 from collector.alerts.channels import SmsChannel
@@ -154,8 +154,8 @@ def start_alerts(
             host="127.0.0.1",
             port=broker.port,
             client_id="farmwatch-alerts",
-            username=COLLECTOR_USER,
-            password=SecretStr(broker.passwords[COLLECTOR_USER]),
+            username=ALERTS_USER,
+            password=SecretStr(broker.passwords[ALERTS_USER]),
         ),
         channels=channels,
         clock=clock,

@@ -137,6 +137,18 @@ def test_a_farm_cannot_read_other_farms_and_the_collector_reads_all(broker: Brok
         collector.close()
 
 
+def test_the_alerting_service_reads_every_farm_and_publishes_nothing(broker: Broker) -> None:
+    alerts = Listener(broker, "farmwatch-alerts", "farmwatch/v1/#")
+    try:
+        for farm in ("oax-istmo", "oax-mixteca"):
+            assert not publish(broker, farm, f"farmwatch/v1/{farm}/pi-1/readings").is_failure
+        wait_for(lambda: len(alerts.received) == 2, what="the alerter got both farms")
+    finally:
+        alerts.close()
+    for topic in ("farmwatch/v1/oax-mixteca/pi-1/readings", "farmwatch/deadletter/v1"):
+        assert publish(broker, "farmwatch-alerts", topic).value == NOT_AUTHORIZED
+
+
 def test_the_collector_cannot_forge_readings(broker: Broker) -> None:
     topic = "farmwatch/v1/oax-mixteca/pi-1/readings"
     assert publish(broker, "farmwatch-collector", topic).value == NOT_AUTHORIZED
@@ -211,7 +223,7 @@ def test_password_is_printed_once_when_no_secret_file(
 
 
 def test_invalid_or_reserved_users_are_refused(tmp_path: Path) -> None:
-    for bad in ("../etc", "Farm With Spaces", "farmwatch-collector", ""):
+    for bad in ("../etc", "Farm With Spaces", "farmwatch-collector", "farmwatch-alerts", ""):
         with pytest.raises(BrokerUserError):
             add_farm_user(bad, tmp_path / "passwd")
     assert not (tmp_path / "passwd").exists()

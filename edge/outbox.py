@@ -89,10 +89,7 @@ class Outbox:
                 (seq, sensor, kind.value, ts, value, unit, raw, volume_l, flags, mono_ms, boot_id),
             )
             self._count += 1
-            for key, state_value in (state or {}).items():
-                self._db.execute(
-                    "INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", (key, state_value)
-                )
+            self._write_state(state)
             self._enforce_bound()
         return Reading(
             seq=seq,
@@ -104,6 +101,11 @@ class Outbox:
             raw=raw,
             volume_l=volume_l,
             flags=flags,
+        )
+
+    def _write_state(self, state: Mapping[str, float] | None) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", list((state or {}).items())
         )
 
     def _enforce_bound(self) -> None:
@@ -209,8 +211,7 @@ class Outbox:
         """Keep values between readings (e.g. a rain gauge's counter) without a reading."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            for key, value in state.items():
-                self._db.execute("INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", (key, value))
+            self._write_state(state)
 
     def quarantine(
         self, at_ms: int, cause: str, detail: str, state: Mapping[str, float] | None = None
@@ -219,10 +220,7 @@ class Outbox:
         update sensor state in the same transaction."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            for key, state_value in (state or {}).items():
-                self._db.execute(
-                    "INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", (key, state_value)
-                )
+            self._write_state(state)
             self._db.execute(
                 "INSERT INTO quarantine (at_ms, cause, detail) VALUES (?, ?, ?)",
                 (at_ms, cause, detail[:500]),

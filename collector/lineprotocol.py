@@ -61,15 +61,35 @@ def reading_line(farm: str, agent: str, reading: Reading) -> str:
 
 
 def reading_lines(farm: str, agent: str, readings: Iterable[Reading]) -> list[str]:
-    """Lines for many readings of one agent; series prefixes are formatted once per batch."""
+    """Lines for many readings of one agent; series prefixes are formatted once per batch.
+
+    The per-reading body is ``reading_line`` unrolled (this loop is the collector's hot path)."""
     prefixes: dict[tuple[str, str, str], str] = {}
-    lines = []
+    lines: list[str] = []
+    append = lines.append
     for reading in readings:
         key = (reading.kind, reading.sensor, reading.unit)
         prefix = prefixes.get(key)
         if prefix is None:
             prefix = prefixes[key] = _series_prefix(farm, agent, reading)
-        lines.append(prefix + _reading_fields(reading))
+        raw = repr(reading.raw)
+        if raw[-2:] == ".0":
+            raw = raw[:-2]
+        value = repr(reading.value)
+        if value[-2:] == ".0":
+            value = value[:-2]
+        flags = f"flags={reading.flags}i," if reading.flags else ""
+        volume = reading.volume_l
+        if volume is None:
+            append(f"{prefix}{flags}raw={raw},seq={reading.seq}i,value={value} {reading.ts}")
+        else:
+            litres = repr(volume)
+            if litres[-2:] == ".0":
+                litres = litres[:-2]
+            append(
+                f"{prefix}{flags}raw={raw},seq={reading.seq}i,value={value},"
+                f"volume_l={litres} {reading.ts}"
+            )
     return lines
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import msgspec
 import paho.mqtt.client as paho
@@ -23,6 +24,8 @@ from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
 _dead_letter_encoder = msgspec.json.Encoder()
+DEAD_LETTER_ATTEMPTS = 200
+DEAD_LETTER_RETRY_S = 0.05
 
 
 def make_writer(settings: CollectorSettings) -> PointWriter:
@@ -83,9 +86,17 @@ class Collector:
             self.session.client.ack(delivery.mid, delivery.qos)
 
     def _publish_dead_letter(self, letter: DeadLetter) -> None:
-        info = self.session.publish(DEAD_LETTER_TOPIC, _dead_letter_encoder.encode(letter), qos=1)
-        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-            self._problems.report("dead_letter_not_queued", f"paho rc={info.rc}")
+        # paho refuses (MQTT_ERR_QUEUE_SIZE) while its queue is full: wait for room a while
+        # (this slows intake, which is what a flood of bad input should do) before giving up.
+        payload = _dead_letter_encoder.encode(letter)
+        for _ in range(DEAD_LETTER_ATTEMPTS):
+            info = self.session.publish(DEAD_LETTER_TOPIC, payload, qos=1)
+            if info.rc in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+                return
+            if info.rc != paho.MQTT_ERR_QUEUE_SIZE:
+                break
+            time.sleep(DEAD_LETTER_RETRY_S)
+        self._problems.report("dead_letter_not_queued", f"paho rc={info.rc}: {letter.reason}")
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set."""

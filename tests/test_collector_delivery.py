@@ -267,3 +267,27 @@ def test_while_the_database_is_down_unacknowledged_messages_stay_bounded(
         farm.disconnect()
         collector.stop()
         server.stop()
+
+
+def test_a_flood_of_bad_messages_dead_letters_every_one(broker: Broker, influx: Influx) -> None:
+    """More dead letters at once than paho's queue holds: none is dropped on the way out."""
+    collector = start_collector(collector_settings(broker, influx))
+    letters: list[bytes] = []
+    watcher = broker.client(COLLECTOR_USER, "test-dead-letter-watcher")
+    watcher.on_message = lambda c, u, m: letters.append(m.payload)
+    watcher.subscribe(DEAD_LETTER_TOPIC, qos=1)
+    farm = broker.client("oax-mixteca", "test-farm-publisher")
+    try:
+        time.sleep(0.5)  # the watcher's subscription is in place
+        infos = [
+            farm.publish(readings_topic("oax-mixteca", "pi-1"), b"junk %d" % i, qos=1)
+            for i in range(400)
+        ]
+        for info in infos:
+            info.wait_for_publish(10)
+        wait_for(lambda: len(letters) == 400, timeout_s=60, what="400 dead letters")
+        assert collector.problems.count("dead_letter_not_queued") == 0
+    finally:
+        farm.disconnect()
+        watcher.disconnect()
+        collector.stop()

@@ -159,6 +159,15 @@ def run_edge(stack: Stack, workdir: Path, repeats: int, extra: list[str]) -> lis
         drains.append(edge.drain_outbox(stack, template, workdir))
         plain.append(edge.plain_publisher(stack, template))
         progress(f"outbox drain #{i + 1}: {figure(drains[-1].readings_per_s)}/s")
+    # a day is only 29 messages (a few ms per run): a week gives steadier figures
+    week = workdir / "outbox-week.sqlite3"
+    edge.fill_outbox(week, days=7)
+    week_drains = []
+    week_plain = []
+    for i in range(repeats):
+        week_drains.append(edge.drain_outbox(stack, week, workdir).readings_per_s)
+        week_plain.append(edge.plain_publisher(stack, week))
+        progress(f"outbox drain, week #{i + 1}: {figure(week_drains[-1])}/s")
     wire, single, payload = edge.uplink_bytes(drains[0], template)
     hours = footprints[0].readings // 240
     extra.append(
@@ -228,6 +237,16 @@ def run_edge(stack: Stack, workdir: Path, repeats: int, extra: list[str]) -> lis
             [d.readings_per_s for d in drains],
             "bare paho publisher, same batches pre-encoded, same window of 8",
             plain,
+            "≥ 20,000/s",
+            lambda r: r.median >= 20_000,
+        ),
+        Result(
+            "6b",
+            "Outbox drain after a simulated week offline (40,320 readings)",
+            "readings/s",
+            week_drains,
+            "bare paho publisher, same batches pre-encoded, same window of 8",
+            week_plain,
             "≥ 20,000/s",
             lambda r: r.median >= 20_000,
         ),

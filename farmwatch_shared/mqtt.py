@@ -48,6 +48,10 @@ class Will:
     retain: bool = True
 
 
+def _network_thread_writes(client: paho.Client, userdata: Any, sock: Any) -> None:
+    """Nothing to do: ``MqttSession``'s network thread sees the queued packet and sends it."""
+
+
 class MqttSession:
     """Owns a paho client and its network thread.
 
@@ -105,6 +109,11 @@ class MqttSession:
         client.on_message = self._handle_message
         client.on_publish = self._handle_publish
         client.on_subscribe = self._handle_subscribe
+        # paho writes to the socket from the *calling* thread (publish, ack) unless it runs its
+        # own thread or an external loop is registered; its sends happen outside its locks, so
+        # two threads could interleave a partial write. Registering this (no-op) hook makes
+        # paho only queue the packet and wake our network thread, which does all the writing.
+        client.on_socket_register_write = _network_thread_writes
         self.client = client
 
     @property

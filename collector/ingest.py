@@ -163,16 +163,17 @@ class Ingestor:
             raise ContractError(
                 "topic_mismatch", f"topic {farm}/{agent}, payload {batch.farm}/{batch.agent}"
             )
-        readings = batch.readings
-        refused = []
-        for reading in readings:
-            problem = reading_problem(reading)
-            if problem is not None:
-                refused.append(f"seq {reading.seq} {reading.sensor}: {problem} ({reading.value})")
-        if refused:
-            self._reject(delivery, "impossible_value", "; ".join(refused[:20]))
-            readings = [r for r in readings if reading_problem(r) is None]
-        return reading_lines(farm, agent, readings)
+        now_ms = self._clock.now_ms()
+        checked = [(reading, reading_problem(reading, now_ms)) for reading in batch.readings]
+        refused = [
+            f"seq {r.seq} {r.sensor}: {problem} ({r.value} at {r.ts})"
+            for r, problem in checked
+            if problem is not None
+        ]
+        if not refused:
+            return reading_lines(farm, agent, batch.readings)
+        self._reject(delivery, "impossible_value", "; ".join(refused[:20]))
+        return reading_lines(farm, agent, [r for r, problem in checked if problem is None])
 
     def _status_lines(self, delivery: Delivery, farm: str, agent: str) -> list[str]:
         if not delivery.payload:

@@ -192,8 +192,18 @@ def decode_status(payload: bytes) -> AgentStatus:
         raise ContractError("malformed", str(exc)) from None
 
 
-def reading_problem(reading: Reading) -> str | None:
-    """Return why a well-formed reading is physically impossible, or None if it is plausible."""
+EARLIEST_TS_MS: Final = 1_577_836_800_000
+"""2020-01-01T00:00:00Z: no farmwatch reading is older; an earlier time is a clock that was
+never set (a Raspberry Pi without a real-time clock boots in 1970)."""
+MAX_FUTURE_MS: Final = 24 * 3600 * 1000
+"""How far ahead of the receiver's clock a timestamp may be."""
+
+
+def reading_problem(reading: Reading, now_ms: int | None = None) -> str | None:
+    """Return why a well-formed reading is impossible, or None if it is plausible. With
+    ``now_ms`` (the receiver's clock) its timestamp is checked too."""
+    if now_ms is not None and not EARLIEST_TS_MS <= reading.ts <= now_ms + MAX_FUTURE_MS:
+        return "implausible_time"
     if reading.unit != UNITS[reading.kind]:
         return "wrong_unit"
     low, high = VALUE_LIMITS[reading.kind]

@@ -291,3 +291,47 @@ def test_a_flood_of_bad_messages_dead_letters_every_one(broker: Broker, influx: 
         farm.disconnect()
         watcher.disconnect()
         collector.stop()
+
+
+def test_readings_from_1970_or_from_next_week_are_refused(broker: Broker, influx: Influx) -> None:
+    """A clock that was never set (1970) or runs days ahead must not write into InfluxDB."""
+    collector = start_collector(collector_settings(broker, influx))
+    farm = broker.client("oax-mixteca", "test-farm-publisher")
+    now = int(time.time() * 1000)
+    readings = [
+        Reading(
+            seq=1, sensor="rain", kind=SensorKind.RAIN, ts=86_400_000, value=0.2, unit="mm", raw=1.0
+        ),
+        Reading(
+            seq=2,
+            sensor="rain",
+            kind=SensorKind.RAIN,
+            ts=now + 7 * 86_400_000,
+            value=0.2,
+            unit="mm",
+            raw=2.0,
+        ),
+        Reading(
+            seq=3,
+            sensor="rain",
+            kind=SensorKind.RAIN,
+            ts=now - 3 * 86_400_000,
+            value=0.2,
+            unit="mm",
+            raw=3.0,
+        ),
+    ]
+    try:
+        publish(
+            farm,
+            readings_topic("oax-mixteca", "pi-1"),
+            encode_batch(ReadingBatch(v=1, farm="oax-mixteca", agent="pi-1", readings=readings)),
+        )
+        wait_for(lambda: influx.count("rain") == 1, what="the reading from three days ago")
+        assert [r["seq"] for r in influx.query("SELECT seq, value FROM rain")] == [3]
+        stats = collector.collector.ingestor.stats
+        assert stats.by_cause == {"impossible_value": 1}
+        assert collector.problems.count("impossible_value") == 1
+    finally:
+        farm.disconnect()
+        collector.stop()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from edge.calibration_records import CalibrationBook
 from edge.farmconfig import RainGauge, SensorConfig, SoilMoistureSensor, WaterLevelSensor
-from edge.rain import CounterSample, RainInterval, rain_interval
+from edge.rain import CounterSample, RainInterval, counter_tips, rain_interval
 
 
 @dataclass(frozen=True)
@@ -30,18 +30,12 @@ def soil_moisture_pct(sensor: SoilMoistureSensor, raw: float) -> float:
 
 
 def rain_mm(sensor: RainGauge, counter: float, previous: float | None) -> float:
-    """Rain since the previous reading from the cumulative tip counter.
-
-    The first reading after a fresh install is the baseline (0 mm). A counter that went down
-    either rolled over (it was near the top of its range) or restarted from zero after a
-    microcontroller reboot: the tips counted since are the rain.
-    """
+    """Rain since the previous reading from the cumulative tip counter, without timing or
+    boot information (``edge.rain.counter_tips``: rollover near the top of the range, else a
+    restart from zero); the first reading after a fresh install is the baseline (0 mm)."""
     if previous is None:
         return 0.0
-    tips = counter - previous
-    if tips < 0:
-        near_top = previous >= 0.9 * sensor.counter_modulo
-        tips = counter + sensor.counter_modulo - previous if near_top else counter
+    tips = counter_tips(sensor, CounterSample(0, round(previous)), CounterSample(0, round(counter)))
     return tips * sensor.bucket_mm
 
 

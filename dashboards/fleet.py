@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard
 
@@ -11,9 +10,9 @@ from dashboards.panels import (
     FARM_FILTER,
     base_dashboard,
     grid,
+    last_time_panel,
     query,
     stat_panel,
-    steps,
     table_panel,
     timeseries_panel,
 )
@@ -58,21 +57,11 @@ def build() -> dashboard_builders.Dashboard:
         .with_target(query(f'SELECT last("online") FROM {STATUS} {PER_AGENT}', alias=AGENT_ALIAS))
     )
     board.with_panel(
-        stat_panel(
+        last_time_panel(
             "Última lectura / last reading",
             "Hora de la lectura más reciente de cada agente. Time of each agent's newest reading.",
             grid(12, 0, 12, 7),
-        )
-        .time_from("7d")
-        .unit("dateTimeFromNow")
-        .thresholds(steps(("text", None)))
-        .reduce_options(
-            common_builders.ReduceDataOptions()
-            .calcs(["lastNotNull"])
-            .values(False)
-            .fields("/^Time$/")
-        )
-        .with_target(
+        ).with_target(
             query(
                 f'SELECT last("seq") FROM (SELECT "seq" FROM {READINGS} WHERE {FARM_FILTER} '
                 'AND $timeFilter GROUP BY "farm", "agent") GROUP BY "farm", "agent"',

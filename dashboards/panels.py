@@ -130,6 +130,22 @@ def stat_panel(title: str, description: str, pos: dashboard.GridPos) -> stat.Pan
     )
 
 
+def last_time_panel(title: str, description: str, pos: dashboard.GridPos) -> stat.Panel:
+    """A stat panel showing how long ago each series' newest point was (last week at most)."""
+    return (
+        stat_panel(title, description, pos)
+        .time_from("7d")
+        .unit("dateTimeFromNow")
+        .thresholds(steps(("text", None)))
+        .reduce_options(
+            common_builders.ReduceDataOptions()
+            .calcs(["lastNotNull"])
+            .values(False)
+            .fields("/^Time$/")
+        )
+    )
+
+
 def timeseries_panel(title: str, description: str, pos: dashboard.GridPos) -> timeseries.Panel:
     """A time series panel; thresholds (from the alert rules) drawn as dashed lines."""
     return (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import dashboard
 
@@ -14,6 +13,7 @@ from dashboards.panels import (
     base_dashboard,
     days_left_overrides,
     grid,
+    last_time_panel,
     level_overrides,
     name_overrides,
     query,
@@ -98,21 +98,11 @@ def build(sensors: Sequence[SensorView]) -> dashboard_builders.Dashboard:
     )
     board.with_panel(
         with_overrides(
-            stat_panel(
+            last_time_panel(
                 "Última actualización / last update",
                 "Hora de la última lectura de cada sensor. Time of each sensor's last reading.",
                 grid(12, 8, 12, 8),
-            )
-            .unit("dateTimeFromNow")
-            .time_from("7d")
-            .thresholds(steps(("text", None)))
-            .reduce_options(
-                common_builders.ReduceDataOptions()
-                .calcs(["lastNotNull"])
-                .values(False)
-                .fields("/^Time$/")
-            )
-            .with_target(query(f'SELECT last("value") {last_per_sensor}')),
+            ).with_target(query(f'SELECT last("value") {last_per_sensor}')),
             name_overrides(levels),
         )
     )

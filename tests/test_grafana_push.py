@@ -126,7 +126,7 @@ def push_env(
     password_file.write_text(INFLUX_PASSWORD + "\n")
     monkeypatch.setenv("FARMWATCH_GRAFANA_URL", url)
     monkeypatch.setenv("FARMWATCH_GRAFANA_TOKEN_FILE", str(token_file))
-    monkeypatch.setenv("FARMWATCH_GRAFANA_INFLUX_URL", "http://influxdb:8086")
+    monkeypatch.setenv("FARMWATCH_GRAFANA_INFLUX_URL", "http://influxdb:18086")
     monkeypatch.setenv("FARMWATCH_GRAFANA_INFLUX_DATABASE", "farmwatch")
     monkeypatch.setenv("FARMWATCH_GRAFANA_INFLUX_USERNAME", "grafana")
     monkeypatch.setenv("FARMWATCH_GRAFANA_INFLUX_PASSWORD_FILE", str(password_file))
@@ -146,7 +146,7 @@ def test_push_creates_folder_datasource_and_dashboards(
     }
     datasource = fake.datasources[DATASOURCE_UID]
     assert datasource["type"] == "influxdb" and datasource["access"] == "proxy"
-    assert datasource["url"] == "http://influxdb:8086"
+    assert datasource["url"] == "http://influxdb:18086"
     assert datasource["jsonData"]["version"] == "InfluxQL"  # not Flux
     assert datasource["jsonData"]["dbName"] == "farmwatch"
     assert datasource["user"] == "grafana"

@@ -1,4 +1,5 @@
-"""The edge agent: serial lines → outbox (reader thread) → MQTT (main thread)."""
+"""The edge agent: microcontroller lines (reader thread) and field buses (a thread each) →
+outbox → MQTT (main thread)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import logging
 import queue
 import threading
 from collections.abc import Sequence
+
+import paho.mqtt.client as paho
 
 from edge.clock_guard import ClockGuard, current_boot_id
 from edge.committer import ReadingCommitter
@@ -25,7 +28,7 @@ VERSION = "0.1.0"
 
 
 class EdgeAgent:
-    """Reads one microcontroller and publishes its readings durably."""
+    """Reads a farm's microcontroller and field buses and publishes the readings durably."""
 
     def __init__(
         self,
@@ -183,5 +186,5 @@ class EdgeAgent:
         info = self.session.publish(
             self._status_topic, encode_status(self.status(state)), qos=1, retain=True
         )
-        if info.rc != 0:
+        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             self._problems.report("status_not_queued", f"paho rc={info.rc}")

@@ -6,12 +6,15 @@ GRAFANA_VENV ?= .venv-grafana
 PY := $(VENV)/bin/python
 CODE := edge collector farmwatch_shared farmwatch_emulators farmwatch_local dashboards
 
-.PHONY: setup system-deps venv test lint demo bench clean
+.PHONY: setup system-deps test-deps venv test lint demo bench clean
 
 setup: system-deps venv
 
 system-deps:
 	@sh scripts/install-system-deps.sh
+
+test-deps:
+	@sh scripts/install-system-deps.sh --tests
 
 venv: $(VENV)/.installed
 
@@ -27,7 +30,7 @@ $(GRAFANA_VENV)/.installed: pyproject.toml
 	$(GRAFANA_VENV)/bin/pip install --quiet -e '.[dev,grafana]'
 	touch $@
 
-lint: setup
+lint: setup test-deps
 	$(VENV)/bin/ruff check $(CODE) tests benchmarks
 	$(VENV)/bin/ruff format --check $(CODE) tests benchmarks
 	$(VENV)/bin/mypy --strict $(CODE)

@@ -16,7 +16,6 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as paho
 
@@ -106,8 +105,6 @@ class AlertService:
         self.leader = threading.Event()
         """Set while this process holds the sender lease and is subscribed."""
         self.messages_processed = 0
-        self.subscribed = threading.Event()
-        """Set once the broker accepted the subscriptions."""
         self.session = MqttSession(
             endpoint,
             clean_start=False,
@@ -121,19 +118,15 @@ class AlertService:
 
     # -- MQTT -------------------------------------------------------------------------------
 
+    @property
+    def subscribed(self) -> threading.Event:
+        """Set once the broker accepted the subscriptions (on the current connection)."""
+        return self.session.subscribed
+
     def _subscribe(self, session: MqttSession) -> None:
-        session.client.on_subscribe = self._on_subscribed
         result, _ = session.client.subscribe([(READINGS_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
         if result != paho.MQTT_ERR_SUCCESS:
             log.error("subscribe failed: rc=%s", result)
-
-    def _on_subscribed(
-        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
-    ) -> None:
-        if any(reason.is_failure for reason in reasons):
-            log.error("Suscripción rechazada / subscription refused: %s", reasons)
-            return
-        self.subscribed.set()
 
     def _on_message(self, message: paho.MQTTMessage) -> None:
         self._inbox.put(_Message(message.mid, message.qos, message.topic, bytes(message.payload)))
@@ -173,7 +166,6 @@ class AlertService:
             if stop.is_set():
                 return
             log.info("Este proceso envía las alertas / this process sends the alerts")
-            self.subscribed.clear()
             engine = AlertEngine(store, self._farms, self._clock, self._problems)
             self.session.start()
             self.leader.set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -61,37 +61,31 @@ def _threshold_value(low: float, high_color: str = "green") -> dict[str, object]
     }
 
 
-def level_overrides(sensors: Iterable[SensorView]) -> Overrides:
-    """Per series: operator-friendly name and, where an alert rule exists, its threshold
+def threshold_overrides(
+    sensors: Iterable[SensorView], threshold: Callable[[SensorView], float | None]
+) -> Overrides:
+    """Per series: operator-friendly name and, where an alert rule gives one, its threshold
     (values below it are red; time series draw it as a dashed line)."""
     overrides = []
     for sensor in sensors:
         properties = [dashboard.DynamicConfigValue(id_val="displayName", value=sensor.display)]
-        if sensor.threshold_pct is not None:
+        low = threshold(sensor)
+        if low is not None:
             properties.append(
-                dashboard.DynamicConfigValue(
-                    id_val="thresholds", value=_threshold_value(sensor.threshold_pct)
-                )
+                dashboard.DynamicConfigValue(id_val="thresholds", value=_threshold_value(low))
             )
         overrides.append((sensor.series, properties))
     return overrides
 
 
-def days_left_overrides(
-    sensors: Iterable[SensorView],
-) -> Overrides:
-    """Per series: name and the ``days_left_below`` threshold of its rule."""
-    overrides = []
-    for sensor in sensors:
-        properties = [dashboard.DynamicConfigValue(id_val="displayName", value=sensor.display)]
-        if sensor.days_left is not None:
-            properties.append(
-                dashboard.DynamicConfigValue(
-                    id_val="thresholds", value=_threshold_value(sensor.days_left)
-                )
-            )
-        overrides.append((sensor.series, properties))
-    return overrides
+def level_overrides(sensors: Iterable[SensorView]) -> Overrides:
+    """Names and the level rule's threshold (%)."""
+    return threshold_overrides(sensors, lambda s: s.threshold_pct)
+
+
+def days_left_overrides(sensors: Iterable[SensorView]) -> Overrides:
+    """Names and the ``days_left_below`` threshold of the sensor's rule."""
+    return threshold_overrides(sensors, lambda s: s.days_left)
 
 
 def name_overrides(sensors: Iterable[SensorView]) -> Overrides:

@@ -10,7 +10,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,33 @@ class Broker:
             client.loop_stop()
             raise AssertionError(f"could not connect as {user}")
         return client
+
+    def watch(self, topic: str, client_id: str, user: str = COLLECTOR_USER) -> Watcher:
+        """A client subscribed to ``topic`` (the broker granted it) collecting payloads."""
+        client = self.client(user, client_id)
+        watcher = Watcher(client)
+        granted = threading.Event()
+        client.on_subscribe = lambda c, u, mid, rcs, p: (
+            granted.set() if not any(rc.is_failure for rc in rcs) else None
+        )
+        client.on_message = lambda c, u, message: watcher.payloads.append(message.payload)
+        client.subscribe(topic, qos=1)
+        if not granted.wait(10):
+            client.disconnect()
+            raise AssertionError(f"{user} could not subscribe to {topic}")
+        return watcher
+
+
+@dataclass
+class Watcher:
+    """Payloads received by a subscribed test client."""
+
+    client: paho.Client
+    payloads: list[bytes] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 import paho.mqtt.client as paho
-from conftest import COLLECTOR_USER, Broker, Influx, wait_for
+from conftest import Broker, Influx, wait_for
 from harness import collector_settings, start_collector
 
 from farmwatch_local.services import InfluxServer, VictoriaMetricsServer
@@ -78,20 +77,14 @@ def test_invalid_messages_go_to_the_dead_letter_topic_with_a_reason_while_valid_
     broker: Broker, influx: Influx
 ) -> None:
     collector = start_collector(collector_settings(broker, influx))
-    letters: list[DeadLetter] = []
-    got = threading.Event()
-    watcher = broker.client(COLLECTOR_USER, "test-dead-letter-watcher")
-
-    def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
-        letters.append(msgspec.json.decode(message.payload, type=DeadLetter))
-        got.set()
-
-    watcher.on_message = on_message
-    watcher.subscribe(DEAD_LETTER_TOPIC, qos=1)
+    watcher = broker.watch(DEAD_LETTER_TOPIC, "test-dead-letter-watcher")
     farm = broker.client("oax-mixteca", "test-farm-publisher")
     topic = readings_topic("oax-mixteca", "pi-1")
+
+    def letters() -> list[DeadLetter]:
+        return [msgspec.json.decode(p, type=DeadLetter) for p in watcher.payloads]
+
     try:
-        wait_for(lambda: watcher.is_connected(), what="watcher")
         publish(farm, topic, b"{not json")
         publish(farm, topic, encode_batch(batch("oax-mixteca", range(0, 3))))
         publish(farm, topic, json.dumps({"v": 1, "farm": "oax-mixteca"}).encode())
@@ -129,8 +122,8 @@ def test_invalid_messages_go_to_the_dead_letter_topic_with_a_reason_while_valid_
         )
         publish(farm, topic, encode_batch(impossible))
 
-        wait_for(lambda: len(letters) >= 5, what="five dead letters")
-        reasons = sorted(letter.reason for letter in letters)
+        wait_for(lambda: len(watcher.payloads) >= 5, what="five dead letters")
+        reasons = sorted(letter.reason for letter in letters())
         assert reasons == [
             "bad_compression",
             "impossible_value",
@@ -138,10 +131,10 @@ def test_invalid_messages_go_to_the_dead_letter_topic_with_a_reason_while_valid_
             "schema",
             "topic_mismatch",
         ]
-        malformed = next(letter for letter in letters if letter.reason == "malformed")
+        malformed = next(letter for letter in letters() if letter.reason == "malformed")
         assert bytes.fromhex(malformed.payload_hex) == b"{not json" and malformed.topic == topic
         impossible_letter = next(
-            letter for letter in letters if letter.reason == "impossible_value"
+            letter for letter in letters() if letter.reason == "impossible_value"
         )
         assert "seq 6 soil-20cm: value_out_of_range" in impossible_letter.detail
 
@@ -152,7 +145,7 @@ def test_invalid_messages_go_to_the_dead_letter_topic_with_a_reason_while_valid_
         assert collector.problems.count("malformed") == 1
     finally:
         farm.disconnect()
-        watcher.disconnect()
+        watcher.close()
         collector.stop()
 
 
@@ -272,24 +265,20 @@ def test_while_the_database_is_down_unacknowledged_messages_stay_bounded(
 def test_a_flood_of_bad_messages_dead_letters_every_one(broker: Broker, influx: Influx) -> None:
     """More dead letters at once than paho's queue holds: none is dropped on the way out."""
     collector = start_collector(collector_settings(broker, influx))
-    letters: list[bytes] = []
-    watcher = broker.client(COLLECTOR_USER, "test-dead-letter-watcher")
-    watcher.on_message = lambda c, u, m: letters.append(m.payload)
-    watcher.subscribe(DEAD_LETTER_TOPIC, qos=1)
+    watcher = broker.watch(DEAD_LETTER_TOPIC, "test-dead-letter-watcher")
     farm = broker.client("oax-mixteca", "test-farm-publisher")
     try:
-        time.sleep(0.5)  # the watcher's subscription is in place
         infos = [
             farm.publish(readings_topic("oax-mixteca", "pi-1"), b"junk %d" % i, qos=1)
             for i in range(400)
         ]
         for info in infos:
             info.wait_for_publish(10)
-        wait_for(lambda: len(letters) == 400, timeout_s=60, what="400 dead letters")
+        wait_for(lambda: len(watcher.payloads) == 400, timeout_s=60, what="400 dead letters")
         assert collector.problems.count("dead_letter_not_queued") == 0
     finally:
         farm.disconnect()
-        watcher.disconnect()
+        watcher.close()
         collector.stop()
 
 

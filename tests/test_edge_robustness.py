@@ -7,7 +7,7 @@ import queue
 from pathlib import Path
 
 import msgspec
-from conftest import COLLECTOR_USER, Broker, FrozenClock, Influx, wait_for
+from conftest import Broker, FrozenClock, Influx, wait_for
 from harness import collector_settings, start_agent, start_collector
 from pydantic import SecretStr
 
@@ -32,7 +32,6 @@ def test_outbox_bound_drops_the_oldest_counts_them_and_reports_them_in_the_statu
 ) -> None:
     collector = start_collector(collector_settings(broker, influx))
     agent = start_agent(broker, tmp_path, "oax-mixteca", sensors=[PROBE], outbox_max=20)
-    statuses: queue.SimpleQueue[AgentStatus] = queue.SimpleQueue()
     try:
         wait_for(lambda: agent.agent.session.connected, what="agent connected")
         broker.server.stop()
@@ -44,27 +43,18 @@ def test_outbox_bound_drops_the_oldest_counts_them_and_reports_them_in_the_statu
         assert agent.outbox.dropped_total() == 30
         broker.server.start()
 
-        watcher = broker.client(COLLECTOR_USER, "test-status-watcher")
-        watcher.on_message = lambda c, u, m: statuses.put(
-            msgspec.json.decode(m.payload, type=AgentStatus)
-        )
-        watcher.subscribe(status_topic("oax-mixteca", "pi-1"), qos=1)
+        watcher = broker.watch(status_topic("oax-mixteca", "pi-1"), "test-status-watcher")
 
         def reported_drops() -> bool:
-            while True:
-                try:
-                    status = statuses.get(timeout=0.5)
-                except queue.Empty:
-                    return False
-                if status.dropped_total == 30 and status.outbox_backlog == 0:
-                    return True
+            statuses = [msgspec.json.decode(p, type=AgentStatus) for p in watcher.payloads]
+            return any(s.dropped_total == 30 and s.outbox_backlog == 0 for s in statuses)
 
         wait_for(lambda: influx.count("soil_moisture") == 20, what="the 20 kept readings")
         wait_for(reported_drops, what="status reporting 30 dropped readings, backlog 0")
         rows = influx.query("SELECT raw, seq FROM soil_moisture")
         assert sorted(r["raw"] for r in rows) == [float(i) for i in range(30, 50)]
         assert sorted(r["seq"] for r in rows) == list(range(30, 50))  # the gap shows the loss
-        watcher.disconnect()
+        watcher.close()
     finally:
         agent.stop()
         collector.stop()
@@ -149,10 +139,7 @@ def test_a_publish_refused_by_a_full_paho_queue_is_not_lost(broker: Broker, tmp_
         compress=True,
         window=10,
     )
-    received: list[bytes] = []
-    watcher = broker.client(COLLECTOR_USER, "test-uplink-watcher")
-    watcher.on_message = lambda c, u, m: received.append(m.payload)
-    watcher.subscribe("farmwatch/v1/oax-mixteca/pi-1/readings", qos=1)
+    watcher = broker.watch("farmwatch/v1/oax-mixteca/pi-1/readings", "test-uplink-watcher")
     client = session.client
     try:
         client.connect(endpoint.host, endpoint.port)
@@ -168,8 +155,8 @@ def test_a_publish_refused_by_a_full_paho_queue_is_not_lost(broker: Broker, tmp_
 
         wait_for(step, what="every reading acknowledged")
         assert uplink.readings_acked == 40
-        wait_for(lambda: len(received) == 20, what="20 batches of 2 at the subscriber")
+        wait_for(lambda: len(watcher.payloads) == 20, what="20 batches of 2 at the subscriber")
     finally:
         client.disconnect()
-        watcher.disconnect()
+        watcher.close()
         outbox.close()

@@ -34,16 +34,13 @@ from pydantic import SecretStr
 from collector.alerts.modem import GsmModem
 from collector.alerts.service import AlertService
 from edge.agent import EdgeAgent
-from edge.farmconfig import WaterLevelSensor, load_farm_config
-from edge.mcu_protocol import SYNC_LINE
 from edge.outbox import Outbox
-from edge.serial_source import SerialLineSource, pyserial_factory
+from edge.serial_source import SerialLineSource
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import raw_for
 from farmwatch_local.services import MosquittoServer
-from farmwatch_shared.alert_rules import LevelBelow
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
     Reading,
@@ -52,8 +49,12 @@ from farmwatch_shared.contract import (
     encode_batch,
     readings_topic,
 )
+from farmwatch_shared.farm.alert_rules import LevelBelow
+from farmwatch_shared.farm.model import WaterLevelSensor, load_farm_config
+from farmwatch_shared.mcu_protocol import SYNC_LINE
 from farmwatch_shared.mqtt import MqttEndpoint
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.serial_port import pyserial_factory
 
 FARM = "oax-mixteca"
 SENSOR = "trough-north"

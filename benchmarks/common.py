@@ -16,8 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from collector.writers import InfluxV1Writer
 from farmwatch_local.services import InfluxServer, MosquittoServer
+from farmwatch_shared.influx import InfluxV1Writer
 
 COLLECTOR_USER = "farmwatch-collector"
 FARMS = ("oax-mixteca", "oax-istmo", "chis-frailesca")

@@ -22,7 +22,7 @@ from benchmarks.ingest import (
     FarmwatchCollector,
     NaiveBridge,
 )
-from collector.writers import InfluxV1Writer
+from farmwatch_shared.influx import InfluxV1Writer
 
 
 def main(argv: list[str] | None = None) -> int:

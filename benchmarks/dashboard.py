@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.common import FARMS, Stack
-from collector.influx_setup import DAY_OFFSET, RAW_RP, RP_1D, RP_15M, RetentionPlan, apply, backfill
-from collector.lineprotocol import reading_lines
-from collector.writers import InfluxV1Writer
+from collector.influx_setup import RetentionPlan, apply, backfill
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import Reading, SensorKind
+from farmwatch_shared.influx import InfluxV1Writer
+from farmwatch_shared.lineprotocol import reading_lines
+from farmwatch_shared.retention import DAY_OFFSET, RAW_RP, RP_1D, RP_15M
 
 YEAR_MIN = 365 * 24 * 60
 

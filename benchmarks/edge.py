@@ -20,15 +20,13 @@ from pydantic import SecretStr
 
 from benchmarks.common import COLLECTOR_USER, FARM_FILES, Stack, close, subscribe, wait_until
 from edge.agent import EdgeAgent
-from edge.calibration import calibrate
-from edge.farmconfig import RainGauge, load_farm_config
-from edge.mcu_protocol import SYNC_LINE
 from edge.outbox import Outbox
-from edge.serial_source import SerialLineSource, pyserial_factory
+from edge.serial_source import SerialLineSource
 from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import DroughtScenario, raw_for
+from farmwatch_shared.calibration.calibrate import calibrate
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
     UNITS,
@@ -38,8 +36,11 @@ from farmwatch_shared.contract import (
     encode_batch,
     readings_topic,
 )
+from farmwatch_shared.farm.model import RainGauge, load_farm_config
+from farmwatch_shared.mcu_protocol import SYNC_LINE
 from farmwatch_shared.mqtt import MqttEndpoint
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.serial_port import pyserial_factory
 
 FARM = "oax-mixteca"
 FARM_FILE = FARM_FILES / f"{FARM}.toml"
@@ -358,7 +359,7 @@ FOOTPRINT_MODULES = (
     "pydantic",
     "paho.mqtt.client",
     "farmwatch_shared.contract",
-    "edge.farmconfig",
+    "farmwatch_shared.farm.model",
     "pydantic_settings",
     "edge.settings",
     "edge.agent",

@@ -35,10 +35,8 @@ from benchmarks.common import (
     publish_all,
     subscribe,
 )
-from collector.lineprotocol import reading_lines
 from collector.service import Collector
 from collector.settings import CollectorSettings
-from collector.writers import InfluxV1Writer, RetryableWriteError
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
     READINGS_SUBSCRIPTION,
@@ -49,6 +47,8 @@ from farmwatch_shared.contract import (
     encode_batch,
     readings_topic,
 )
+from farmwatch_shared.influx import InfluxV1Writer, RetryableWriteError
+from farmwatch_shared.lineprotocol import reading_lines
 from farmwatch_shared.problems import ProblemLog
 
 FARM = "oax-mixteca"

@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from collector.service import Collector, make_writer
 from collector.settings import CollectorSettings
-from collector.writers import InfluxV1Writer, RetryableWriteError
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import SystemClock
+from farmwatch_shared.influx import InfluxV1Writer, RetryableWriteError
 from farmwatch_shared.problems import ProblemLog
 
 DESCRIPTION = """\

@@ -17,18 +17,17 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from collector.settings import CollectorSettings
-from collector.writers import InfluxV1Writer, PermanentWriteError, RetryableWriteError
 from farmwatch_shared.cli import config_error
+from farmwatch_shared.influx import InfluxV1Writer, PermanentWriteError, RetryableWriteError
+from farmwatch_shared.retention import (
+    DAY_OFFSET,
+    LEVEL_MEASUREMENTS,
+    RAW_RP,
+    RP_1D,
+    RP_15M,
+    SUM_MEASUREMENTS,
+)
 
-RAW_RP = "raw"
-RP_15M = "agg_15m"
-RP_1D = "agg_1d"
-LEVEL_MEASUREMENTS = ("water_level", "soil_moisture")
-"""Aggregated as mean/min/max (+ mean litres for water levels)."""
-SUM_MEASUREMENTS = ("rain",)
-"""Aggregated as a sum (rain is mm since the previous reading)."""
-DAY_OFFSET = "6h"
-"""Daily buckets start at local midnight in Oaxaca and Chiapas (UTC−6, no DST since 2022)."""
 _DAY_OFFSET_MS = 6 * 3_600_000
 
 

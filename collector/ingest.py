@@ -18,8 +18,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from collector.lineprotocol import reading_lines, status_line
-from collector.writers import PermanentWriteError, PointWriter, RetryableWriteError
 from farmwatch_shared.backoff import Backoff
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import (
@@ -30,6 +28,8 @@ from farmwatch_shared.contract import (
     parse_topic,
     reading_problem,
 )
+from farmwatch_shared.influx import PermanentWriteError, PointWriter, RetryableWriteError
+from farmwatch_shared.lineprotocol import reading_lines, status_line
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)

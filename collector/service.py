@@ -11,7 +11,6 @@ import paho.mqtt.client as paho
 
 from collector.ingest import Delivery, Ingestor
 from collector.settings import CollectorSettings
-from collector.writers import InfluxV1Writer, InfluxV2Writer, PointWriter
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import (
     DEAD_LETTER_TOPIC,
@@ -19,6 +18,7 @@ from farmwatch_shared.contract import (
     STATUS_SUBSCRIPTION,
     DeadLetter,
 )
+from farmwatch_shared.influx import InfluxV1Writer, InfluxV2Writer, PointWriter
 from farmwatch_shared.mqtt import MqttSession
 from farmwatch_shared.problems import ProblemLog
 

@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.farmconfig import FarmConfig, load_farm_config
-from farmwatch_shared.alert_rules import DaysLeftBelow, LevelBelow, SoilMoistureBelow
 from farmwatch_shared.contract import SensorKind
+from farmwatch_shared.farm.alert_rules import DaysLeftBelow, LevelBelow, SoilMoistureBelow
+from farmwatch_shared.farm.model import FarmConfig, load_farm_config
 
 FARM_FILES = Path(__file__).resolve().parent.parent / "firmware_configs"
 

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import common, dashboard
 
-from collector.influx_setup import DAY_OFFSET, RP_1D, RP_15M
 from dashboards.farms import SensorView
 from dashboards.panels import (
     FARM_FILTER,
@@ -25,6 +24,7 @@ from dashboards.panels import (
     with_overrides,
 )
 from farmwatch_shared.contract import SensorKind
+from farmwatch_shared.retention import DAY_OFFSET, RP_1D, RP_15M
 
 UID = "farmwatch-soil-rain"
 DAILY = f'GROUP BY time(1d, {DAY_OFFSET}), "farm", "sensor"'

@@ -13,13 +13,13 @@ import paho.mqtt.client as paho
 from edge.clock_guard import ClockGuard, current_boot_id
 from edge.committer import ReadingCommitter
 from edge.drivers.poller import BusPoller, start_pollers
-from edge.farmconfig import SensorConfig
+from edge.mcu_link import ReadingRecorder
 from edge.outbox import Outbox
-from edge.recorder import ReadingRecorder
 from edge.serial_source import SerialLineSource
 from edge.uplink import AckQueue, Uplink
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import AgentStatus, encode_status, status_topic
+from farmwatch_shared.farm.model import SensorConfig
 from farmwatch_shared.mqtt import MqttEndpoint, MqttSession, Will
 from farmwatch_shared.problems import ProblemLog
 

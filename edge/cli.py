@@ -9,18 +9,19 @@ import os
 from pydantic import ValidationError
 
 from edge.agent import EdgeAgent
-from edge.calibration_records import CalibrationBook
 from edge.clock_guard import ClockGuard, current_boot_id, ntp_sync_probe
 from edge.committer import ReadingCommitter
 from edge.drivers.poller import OutboxSink, build_pollers, check_buses
-from edge.farmconfig import FarmConfigError, load_farm_config
-from edge.mcu_protocol import SYNC_LINE
 from edge.outbox import Outbox
-from edge.serial_source import SerialLineSource, pyserial_factory
+from edge.serial_source import SerialLineSource
 from edge.settings import EdgeSettings
+from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import SystemClock
+from farmwatch_shared.farm.model import FarmConfigError, load_farm_config
+from farmwatch_shared.mcu_protocol import SYNC_LINE
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.serial_port import pyserial_factory
 
 DESCRIPTION = """\
 Agente de campo farmwatch: lee los sensores del microcontrolador por puerto serie y publica

@@ -7,14 +7,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 
-from edge.calibration import calibrate_at, rain_between
-from edge.calibration_records import CalibrationBook
 from edge.drivers.base import RawSample
-from edge.farmconfig import RainGauge, SensorConfig
 from edge.outbox import Outbox
-from edge.rain import CounterSample
+from farmwatch_shared.calibration.calibrate import calibrate_at, rain_between
+from farmwatch_shared.calibration.curves import CalibrationBook
+from farmwatch_shared.calibration.rain import CounterSample
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import UNITS, Reading, ReadingFlag, reading_problem
+from farmwatch_shared.farm.model import RainGauge, SensorConfig
 from farmwatch_shared.problems import ProblemLog
 
 TS_NUDGE_LIMIT_MS = 1000

@@ -5,47 +5,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from typing import Protocol
+from collections.abc import Iterator
 
 import serial
 
-from edge.mcu_protocol import LineAssembler, LineError
 from farmwatch_shared.backoff import Backoff
+from farmwatch_shared.mcu_protocol import LineAssembler, LineError
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.serial_port import PortFactory, SerialPort
 
 log = logging.getLogger(__name__)
-
-
-class SerialPort(Protocol):
-    """What the agent needs of a pyserial port."""
-
-    def read(self, size: int = 1) -> bytes: ...
-
-    def write(self, data: bytes, /) -> int | None: ...
-
-    @property
-    def in_waiting(self) -> int: ...
-
-    def close(self) -> None: ...
-
-
-PortFactory = Callable[[], SerialPort]
-
-
-def pyserial_factory(path: str, baudrate: int, read_timeout_s: float = 0.2) -> PortFactory:
-    """A factory opening ``path`` with pyserial, 8N1, without touching modem-control lines."""
-
-    def open_port() -> SerialPort:
-        port = serial.Serial()
-        port.port = path
-        port.baudrate = baudrate
-        port.timeout = read_timeout_s
-        port.exclusive = True
-        port.open()
-        return port
-
-    return open_port
 
 
 class SerialLineSource:

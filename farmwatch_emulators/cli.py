@@ -10,11 +10,11 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from edge.farmconfig import FarmConfigError, load_farm_config
 from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.field_buses import FarmBuses
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
+from farmwatch_shared.farm.model import FarmConfigError, load_farm_config
 
 DESCRIPTION = """\
 Emula el microcontrolador de una granja en un pseudo-terminal. / Emulates a farm's

@@ -6,9 +6,9 @@ import threading
 import time
 from collections.abc import Sequence
 
-from edge.farmconfig import SensorConfig
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.scenario import DroughtScenario, raw_for
+from farmwatch_shared.farm.model import SensorConfig
 
 
 class FarmEmulator:

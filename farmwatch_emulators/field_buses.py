@@ -11,11 +11,11 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 
-from edge.drivers.modbus_rtu import MAP_DIR, RegisterField, load_register_map
-from edge.farmconfig import BusDevice, FarmConfig, SensorConfig
 from farmwatch_emulators.modbus_bus import ModbusRtuBus, Registers
 from farmwatch_emulators.scenario import DroughtScenario, raw_for
 from farmwatch_emulators.sdi12 import Sdi12Bus, Sdi12Sensor
+from farmwatch_shared.farm.model import BusDevice, FarmConfig, SensorConfig
+from farmwatch_shared.farm.register_maps import MAP_DIR, RegisterField, load_register_map
 
 _FORMATS = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
 

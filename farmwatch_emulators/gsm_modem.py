@@ -18,8 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from collector.alerts.pdu import encode_deliver
 from farmwatch_emulators.pty_link import PtyLink
+from farmwatch_shared.sms_pdu import encode_deliver
 
 # Independent table for decoding (septet value → character); 0x1B is the escape.
 _ALPHABET = [

@@ -12,7 +12,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from edge.mcu_protocol import (
+from farmwatch_emulators.pty_link import PtyLink
+from farmwatch_shared.mcu_protocol import (
     AgentAck,
     AgentSync,
     LineAssembler,
@@ -22,7 +23,6 @@ from edge.mcu_protocol import (
     parse_line,
     reading_line,
 )
-from farmwatch_emulators.pty_link import PtyLink
 
 
 class McuEmulator:

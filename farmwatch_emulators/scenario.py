@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from edge.farmconfig import (
-    PressureTransducer,
+from farmwatch_shared.calibration.vessels import PressureTransducer, UltrasonicTransducer
+from farmwatch_shared.farm.model import (
     RainGauge,
     SensorConfig,
     SoilMoistureSensor,
-    UltrasonicTransducer,
     WaterLevelSensor,
 )
 

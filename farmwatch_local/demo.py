@@ -26,13 +26,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from edge.farmconfig import FarmConfig, load_farm_config
 from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.field_buses import FarmBuses
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import DAY, HOUR
 from farmwatch_local.services import REPO_ROOT, InfluxServer, MosquittoServer
+from farmwatch_shared.farm.model import FarmConfig, load_farm_config
 
 COLLECTOR_USER = "farmwatch-collector"
 DATABASE = "farmwatch"

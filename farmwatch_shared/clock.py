@@ -1,4 +1,9 @@
-"""Clock interface, so services and tests can inject time."""
+"""Clock interface: the one way services and tests inject time.
+
+Every component that reads the time or waits takes a ``Clock`` in its constructor: wall-clock
+time (``now_ms``) for timestamps, monotonic time (``monotonic``) for durations, and ``sleep``
+for pauses, so a test can drive all three.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,10 @@ class Clock(Protocol):
         """Seconds from an arbitrary start, never going backwards."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Pause the calling thread for ``seconds``."""
+        ...
+
 
 class SystemClock:
     """The machine's clocks."""
@@ -28,3 +37,7 @@ class SystemClock:
     def monotonic(self) -> float:
         """Seconds from an arbitrary start, never going backwards."""
         return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Pause the calling thread for ``seconds``."""
+        time.sleep(seconds)

@@ -17,18 +17,19 @@ from pydantic import SecretStr
 
 from collector.service import Collector, make_writer
 from collector.settings import CollectorSettings
-from collector.writers import InfluxV1Writer
 from edge.agent import EdgeAgent
 from edge.clock_guard import ClockGuard
-from edge.farmconfig import FarmConfig, SensorConfig, load_farm_config
-from edge.mcu_protocol import SYNC_LINE
 from edge.outbox import Outbox
-from edge.serial_source import SerialLineSource, pyserial_factory
+from edge.serial_source import SerialLineSource
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_shared.clock import Clock, SystemClock
+from farmwatch_shared.farm.model import FarmConfig, SensorConfig, load_farm_config
+from farmwatch_shared.influx import InfluxV1Writer
+from farmwatch_shared.mcu_protocol import SYNC_LINE
 from farmwatch_shared.mqtt import MqttEndpoint
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.serial_port import pyserial_factory
 
 
 def collector_settings(broker: Broker, influx: Influx, **overrides: object) -> CollectorSettings:

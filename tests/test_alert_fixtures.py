@@ -21,15 +21,15 @@ from collector.alerts.channels import SmsChannel
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
 from collector.alerts.service import AlertService, ServiceTiming
-from collector.writers import PointWriter
-from edge.farmconfig import FarmConfig
-from edge.serial_source import pyserial_factory
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_local.services import free_port
 from farmwatch_shared.clock import Clock
+from farmwatch_shared.farm.model import FarmConfig
+from farmwatch_shared.influx import PointWriter
 from farmwatch_shared.mqtt import MqttEndpoint
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.serial_port import pyserial_factory
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "test-token-not-secret"

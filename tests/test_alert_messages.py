@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness import farm_config
 
 from collector.alerts.messages import AlertFacts, label_for, render, to_gsm_friendly
-from collector.alerts.pdu import DCS_GSM7, DCS_UCS2, encode_submit
+from farmwatch_shared.sms_pdu import DCS_GSM7, DCS_UCS2, encode_submit
 
 
 def _facts(rule_id: str, value: float, days_left: float | None = None) -> AlertFacts:

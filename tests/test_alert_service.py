@@ -11,10 +11,7 @@ from conftest import Broker, FrozenClock, Influx, wait_for
 from harness import farm_config, start_agent
 from test_alert_fixtures import modem_client, modem_emulator, start_alerts
 
-from collector.alerts.pdu import DCS_GSM7
 from collector.alerts.store import AlertStore
-from collector.writers import InfluxV1Writer
-from edge.farmconfig import WaterLevelSensor
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.scenario import raw_for
 from farmwatch_shared.contract import (
@@ -24,6 +21,9 @@ from farmwatch_shared.contract import (
     encode_batch,
     readings_topic,
 )
+from farmwatch_shared.farm.model import WaterLevelSensor
+from farmwatch_shared.influx import InfluxV1Writer
+from farmwatch_shared.sms_pdu import DCS_GSM7
 
 __all__ = ["modem_emulator"]
 T0 = 1_795_000_000_000

@@ -12,8 +12,8 @@ from harness import farm_config
 from collector.alerts.commands import CommandHandler
 from collector.alerts.engine import AlertEngine
 from collector.alerts.store import AlertStore
-from edge.farmconfig import FarmConfig
-from farmwatch_shared.alert_rules import (
+from farmwatch_shared.contract import AgentStatus, Reading, ReadingBatch, SensorKind
+from farmwatch_shared.farm.alert_rules import (
     AlertRule,
     DaysLeftBelow,
     LevelBelow,
@@ -22,7 +22,7 @@ from farmwatch_shared.alert_rules import (
     Silent,
     SoilMoistureBelow,
 )
-from farmwatch_shared.contract import AgentStatus, Reading, ReadingBatch, SensorKind
+from farmwatch_shared.farm.model import FarmConfig
 from farmwatch_shared.problems import ProblemLog
 
 T0 = 1_795_000_000_000

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge.calibration import calibrate, calibrate_at
-from edge.calibration_records import CalibrationBook
 from edge.drivers.base import RawSample
 from edge.drivers.poller import OutboxSink
-from edge.farmconfig import FarmConfig, SoilMoistureSensor
 from edge.outbox import Outbox
+from farmwatch_shared.calibration.calibrate import calibrate, calibrate_at
+from farmwatch_shared.calibration.curves import CalibrationBook
+from farmwatch_shared.farm.model import FarmConfig, SoilMoistureSensor
 from farmwatch_shared.problems import ProblemLog
 
 FARM = """

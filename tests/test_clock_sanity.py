@@ -9,8 +9,8 @@ from conftest import Broker, FrozenClock, Influx, wait_for
 from harness import collector_settings, start_agent, start_collector
 
 from edge.clock_guard import PLAUSIBLE_AFTER_MS, ClockGuard
-from edge.farmconfig import SoilMoistureSensor
 from farmwatch_shared.contract import ReadingFlag, SensorKind
+from farmwatch_shared.farm.model import SoilMoistureSensor
 
 PROBE = SoilMoistureSensor(
     id="probe",

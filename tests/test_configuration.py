@@ -11,8 +11,8 @@ import pytest
 from conftest import FARM_FILES, REPO
 
 from collector.settings import CollectorSettings
-from edge.farmconfig import FarmConfigError, load_farm_config
 from edge.settings import EdgeSettings
+from farmwatch_shared.farm.model import FarmConfigError, load_farm_config
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ import tomllib
 from pathlib import Path
 
 from collector import grafana_push
-from collector.influx_setup import RAW_RP, RP_1D, RP_15M, RetentionPlan
+from collector.influx_setup import RetentionPlan
 from dashboards.influxql import DATASOURCE_UID
+from farmwatch_shared.retention import RAW_RP, RP_1D, RP_15M
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"

@@ -18,14 +18,14 @@ from conftest import COLLECTOR_USER, FARMS, Broker, FrozenClock, Influx, wait_fo
 from harness import collector_settings, farm_config, start_agent, start_collector
 
 from collector.influx_setup import RetentionPlan, apply
-from collector.lineprotocol import generic_line
-from collector.writers import InfluxV1Writer
 from dashboards.build import GENERATED
 from dashboards.macros import TimeRange, expand, panel_range, series_name
 from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.scenario import HOUR, DroughtScenario, Storm
 from farmwatch_local.services import InfluxServer, MosquittoServer
 from farmwatch_shared.contract import SensorKind
+from farmwatch_shared.influx import InfluxV1Writer
+from farmwatch_shared.lineprotocol import generic_line
 
 STEP_MS = 5 * 60_000
 STEPS = 37  # three hours of readings, every five minutes

@@ -11,10 +11,10 @@ from conftest import Broker, FrozenClock, Influx, wait_for
 from harness import collector_settings, start_agent, start_collector
 from pydantic import SecretStr
 
-from edge.farmconfig import SoilMoistureSensor
 from edge.outbox import Outbox
 from edge.uplink import AckQueue, Uplink
 from farmwatch_shared.contract import AgentStatus, SensorKind, status_topic
+from farmwatch_shared.farm.model import SoilMoistureSensor
 from farmwatch_shared.mqtt import MqttEndpoint, MqttSession
 from farmwatch_shared.problems import ProblemLog
 

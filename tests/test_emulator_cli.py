@@ -10,7 +10,7 @@ from pathlib import Path
 import serial
 from conftest import FARM_FILES, REPO
 
-from edge.mcu_protocol import SYNC_LINE, LineAssembler, McuHello, McuReading, parse_line
+from farmwatch_shared.mcu_protocol import SYNC_LINE, LineAssembler, McuHello, McuReading, parse_line
 
 
 def test_the_emulator_speaks_fwl1_on_its_pty(tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from conftest import Influx, wait_for
 from pydantic import SecretStr
 
 from collector.grafana_push import DATASOURCE_UID, GENERATED, load_dashboards, main
-from collector.writers import InfluxV1Writer, InfluxV2Writer
 from farmwatch_local.services import VictoriaMetricsServer, free_port
+from farmwatch_shared.influx import InfluxV1Writer, InfluxV2Writer
 
 TOKEN = "glsa_test_token_not_a_real_secret"
 INFLUX_PASSWORD = "influx-pw-from-file"

@@ -9,8 +9,8 @@ from test_alert_fixtures import modem_client, modem_emulator
 
 from collector.alerts.channels import ChannelError
 from collector.alerts.modem import GsmModem, IncomingSms
-from edge.serial_source import pyserial_factory
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
+from farmwatch_shared.serial_port import pyserial_factory
 
 __all__ = ["modem_emulator"]
 PHONE = "+529510000001"

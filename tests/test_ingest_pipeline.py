@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from conftest import Influx, wait_for
 
 from collector.ingest import Delivery, Ingestor
-from collector.writers import InfluxV1Writer
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
     DeadLetter,
@@ -20,6 +19,7 @@ from farmwatch_shared.contract import (
     encode_batch,
     readings_topic,
 )
+from farmwatch_shared.influx import InfluxV1Writer
 from farmwatch_shared.problems import ProblemLog
 
 T0 = 1_795_000_000_000

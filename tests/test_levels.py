@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from edge.calibration import water_level
-from edge.farmconfig import WaterLevelSensor
+from farmwatch_shared.calibration.calibrate import water_level
+from farmwatch_shared.farm.model import WaterLevelSensor
 
 
 def sensor(transducer: dict[str, Any], vessel: dict[str, Any]) -> WaterLevelSensor:

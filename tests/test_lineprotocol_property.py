@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from influxdb_client import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
-from collector.lineprotocol import generic_line, reading_line, reading_lines, status_line
 from farmwatch_shared.contract import AgentStatus, Reading, SensorKind
+from farmwatch_shared.lineprotocol import generic_line, reading_line, reading_lines, status_line
 
 # characters line protocol treats specially, plus non-ASCII, mixed into arbitrary text
 SPECIAL = st.sampled_from([",", "=", " ", '"', "\\", "\n", "\t", "\r", "#", "ñ", "°", "💧"])

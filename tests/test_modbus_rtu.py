@@ -15,22 +15,24 @@ from edge.drivers.base import DriverError, RawSample
 from edge.drivers.crc import crc16_a001, modbus_frame_ok
 from edge.drivers.modbus_rtu import (
     DRIVER,
-    MAP_DIR,
-    DeviceInfo,
     ModbusRtuDriver,
-    RegisterField,
-    RegisterMap,
     decode_field,
-    load_register_map,
     plan_requests,
     pymodbus_client_factory,
 )
 from edge.drivers.poller import BusPoller, OutboxSink, build_pollers, check_buses
 from edge.drivers.registry import UnknownDriverError, available_drivers, driver_spec
-from edge.farmconfig import BusDevice, FarmConfig
 from edge.outbox import Outbox
 from farmwatch_emulators.modbus_bus import ModbusRtuBus
 from farmwatch_shared.contract import ReadingFlag
+from farmwatch_shared.farm.model import BusDevice, FarmConfig
+from farmwatch_shared.farm.register_maps import (
+    MAP_DIR,
+    DeviceInfo,
+    RegisterField,
+    RegisterMap,
+    load_register_map,
+)
 from farmwatch_shared.problems import ProblemLog
 
 T0 = 1_795_000_000_000
@@ -52,6 +54,9 @@ class StepClock:
     def advance(self, seconds: float) -> None:
         self.now += int(seconds * 1000)
         self.mono += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
 
 
 def words(fmt: str, value: float) -> list[int]:

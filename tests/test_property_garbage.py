@@ -19,11 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.ingest import Delivery, Ingestor
-from collector.writers import InfluxV1Writer
-from edge.farmconfig import SoilMoistureSensor
-from edge.mcu_protocol import LineAssembler, McuReading, reading_line
+from edge.mcu_link import ReadingRecorder
 from edge.outbox import Outbox
-from edge.recorder import ReadingRecorder
 from farmwatch_local.services import InfluxServer
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
@@ -34,6 +31,9 @@ from farmwatch_shared.contract import (
     encode_batch,
     readings_topic,
 )
+from farmwatch_shared.farm.model import SoilMoistureSensor
+from farmwatch_shared.influx import InfluxV1Writer
+from farmwatch_shared.mcu_protocol import LineAssembler, McuReading, reading_line
 from farmwatch_shared.problems import ProblemLog
 
 PROBE = SoilMoistureSensor(

@@ -10,12 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.calibration import rain_between, rain_mm
 from edge.drivers.base import RawSample
 from edge.drivers.poller import OutboxSink
-from edge.farmconfig import RainGauge
 from edge.outbox import Outbox
-from edge.rain import (
+from farmwatch_shared.calibration.calibrate import rain_between, rain_mm
+from farmwatch_shared.calibration.rain import (
     CounterSample,
     counter_tips,
     daily_totals,
@@ -23,6 +22,7 @@ from edge.rain import (
     rain_rate_mm_h,
     rain_series,
 )
+from farmwatch_shared.farm.model import RainGauge
 from farmwatch_shared.problems import ProblemLog
 
 GAUGE = RainGauge.model_validate(

@@ -10,9 +10,9 @@ import pytest
 from conftest import Influx, wait_for
 
 from collector.influx_setup import RetentionPlan, apply, main
-from collector.writers import InfluxV1Writer
 from dashboards.build import GENERATED
 from dashboards.macros import TimeRange, expand
+from farmwatch_shared.influx import InfluxV1Writer
 
 QUARTER_MS = 15 * 60_000
 

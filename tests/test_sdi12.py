@@ -24,12 +24,12 @@ from edge.drivers.sdi12_protocol import (
     parse_identification,
     parse_measurement,
 )
-from edge.farmconfig import BusConfig, FarmConfig
 from edge.outbox import Outbox
-from edge.serial_source import pyserial_factory
 from farmwatch_emulators.sdi12 import Sdi12Bus, Sdi12Sensor, sdi12_crc
 from farmwatch_shared.clock import SystemClock
+from farmwatch_shared.farm.model import BusConfig, FarmConfig
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.serial_port import pyserial_factory
 
 # a soil probe (VWC %, temperature °C, permittivity, EC) and a 9-value sensor needing two pages
 PROBE_VALUES = [23.45, -3.2, 12.75, 0.31]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from collector.alerts.pdu import (
+from farmwatch_emulators.gsm_modem import decode_submit
+from farmwatch_shared.sms_pdu import (
     DCS_GSM7,
     DCS_UCS2,
     decode_deliver,
@@ -15,7 +16,6 @@ from collector.alerts.pdu import (
     gsm7_septets,
     pack_septets,
 )
-from farmwatch_emulators.gsm_modem import decode_submit
 
 
 def test_submit_matches_the_classic_hellohello_vector() -> None:

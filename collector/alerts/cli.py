@@ -18,12 +18,12 @@ from collector.alerts.modem import GsmModem
 from collector.alerts.service import AlertService, owns_farm
 from collector.alerts.settings import AlertSettings
 from collector.alerts.store import AlertStore
-from collector.writers import InfluxV1Writer, RetryableWriteError
-from edge.farmconfig import FarmConfig, FarmConfigError, load_farm_config
-from edge.serial_source import pyserial_factory
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import SystemClock
+from farmwatch_shared.farm.model import FarmConfig, FarmConfigError, load_farm_config
+from farmwatch_shared.influx import InfluxV1Writer, RetryableWriteError
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.serial_port import pyserial_factory
 
 DESCRIPTION = """\
 Alertas farmwatch: evalúa las reglas de los archivos de granja y avisa por SMS (módem GSM y/o

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from collector.alerts.evaluate import water_forecast
 from collector.alerts.messages import Language, finish, label_for
 from collector.alerts.store import AlertStore
-from edge.farmconfig import FarmConfig, WaterLevelSensor
-from farmwatch_shared.alert_rules import Contact, DaysLeftBelow
 from farmwatch_shared.clock import Clock
+from farmwatch_shared.farm.alert_rules import Contact, DaysLeftBelow
+from farmwatch_shared.farm.model import FarmConfig, WaterLevelSensor
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)

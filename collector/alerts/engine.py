@@ -16,10 +16,10 @@ from collector.alerts.evaluate import (
 from collector.alerts.messages import AlertFacts, Notice, render
 from collector.alerts.state import step
 from collector.alerts.store import AlertStore, RuleState
-from edge.farmconfig import FarmConfig
-from farmwatch_shared.alert_rules import AlertRule, Contact, DaysLeftBelow, Silent
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import AgentStatus, ReadingBatch, SensorKind, reading_problem
+from farmwatch_shared.farm.alert_rules import AlertRule, Contact, DaysLeftBelow, Silent
+from farmwatch_shared.farm.model import FarmConfig
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)

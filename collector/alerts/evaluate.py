@@ -5,7 +5,7 @@ from __future__ import annotations
 from collector.alerts.forecast import Forecast, forecast, slope_per_ms
 from collector.alerts.state import Observation
 from collector.alerts.store import AlertStore
-from farmwatch_shared.alert_rules import (
+from farmwatch_shared.farm.alert_rules import (
     AlertRule,
     DaysLeftBelow,
     LevelBelow,

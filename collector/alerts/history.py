@@ -5,8 +5,8 @@ exported only after the database accepted them, so an outage only delays the cop
 from __future__ import annotations
 
 from collector.alerts.store import AlertStore
-from collector.lineprotocol import generic_line
-from collector.writers import PermanentWriteError, PointWriter, RetryableWriteError
+from farmwatch_shared.influx import PermanentWriteError, PointWriter, RetryableWriteError
+from farmwatch_shared.lineprotocol import generic_line
 from farmwatch_shared.problems import ProblemLog
 
 

@@ -14,8 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from collector.alerts.pdu import gsm7_septets
-from farmwatch_shared.alert_rules import (
+from farmwatch_shared.farm.alert_rules import (
     AlertRule,
     DaysLeftBelow,
     LevelBelow,
@@ -24,6 +23,7 @@ from farmwatch_shared.alert_rules import (
     Silent,
     SoilMoistureBelow,
 )
+from farmwatch_shared.sms_pdu import gsm7_septets
 
 Language = Literal["es", "en"]
 Notice = Literal["firing", "reminder", "escalation", "resolved"]

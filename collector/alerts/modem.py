@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import serial
 
 from collector.alerts.channels import ChannelError
-from collector.alerts.pdu import DeliverPdu, PduError, decode_deliver, encode_submit
-from edge.serial_source import PortFactory, SerialPort
+from farmwatch_shared.serial_port import PortFactory, SerialPort
+from farmwatch_shared.sms_pdu import DeliverPdu, PduError, decode_deliver, encode_submit
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,6 @@ from collector.alerts.engine import AlertEngine
 from collector.alerts.history import HistoryExporter
 from collector.alerts.modem import GsmModem, IncomingSms
 from collector.alerts.store import AlertStore
-from collector.writers import PointWriter
-from edge.farmconfig import FarmConfig
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import (
     READINGS_SUBSCRIPTION,
@@ -37,6 +35,8 @@ from farmwatch_shared.contract import (
     decode_status,
     parse_topic,
 )
+from farmwatch_shared.farm.model import FarmConfig
+from farmwatch_shared.influx import PointWriter
 from farmwatch_shared.mqtt import MqttEndpoint, MqttSession
 from farmwatch_shared.problems import ProblemLog
 

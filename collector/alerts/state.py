@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from collector.alerts.messages import Notice
 from collector.alerts.store import RuleState
-from farmwatch_shared.alert_rules import AlertRule
+from farmwatch_shared.farm.alert_rules import AlertRule
 
 
 @dataclass(frozen=True)

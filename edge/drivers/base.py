@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from edge.farmconfig import BusConfig, BusDevice
 from farmwatch_shared.clock import Clock
+from farmwatch_shared.farm.model import BusConfig, BusDevice
 from farmwatch_shared.problems import ProblemLog
 
 

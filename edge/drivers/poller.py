@@ -2,8 +2,8 @@
 
 ``BusPoller`` (one per bus, one thread each) asks the bus's driver for the points its sensors
 need, when each device is due, and hands ``RawSample``s to a sink. ``OutboxSink`` is the sink the
-agent uses: it calibrates on the same path as microcontroller readings (``edge.calibration``,
-``reading_problem``) and commits to the outbox, or quarantines. A device that fails is counted
+agent uses: it calibrates on the same path as microcontroller readings (the committer) and
+commits to the outbox, or quarantines. A device that fails is counted
 and reported; the others go on. ``build_pollers`` assembles it all from the farm file.
 """
 
@@ -16,13 +16,13 @@ from collections.abc import Callable, Sequence
 
 import serial
 
-from edge.calibration_records import CalibrationBook
 from edge.committer import ReadingCommitter
 from edge.drivers.base import BusDriver, DriverError, DriverSpec, RawSample
 from edge.drivers.registry import driver_spec
-from edge.farmconfig import BusConfig, BusDevice, FarmConfig, SensorConfig
 from edge.outbox import Outbox
+from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.clock import Clock
+from farmwatch_shared.farm.model import BusConfig, BusDevice, FarmConfig, SensorConfig
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)

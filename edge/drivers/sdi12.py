@@ -31,10 +31,10 @@ from edge.drivers.sdi12_protocol import (
     parse_identification,
     parse_measurement,
 )
-from edge.farmconfig import BusConfig, BusDevice
-from edge.serial_source import PortFactory, SerialPort, pyserial_factory
 from farmwatch_shared.clock import Clock
+from farmwatch_shared.farm.model import BusConfig, BusDevice
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.serial_port import PortFactory, SerialPort, pyserial_factory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -7,9 +7,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge.calibration_records import CalibrationBook
-from edge.farmconfig import RainGauge, SensorConfig, SoilMoistureSensor, WaterLevelSensor
-from edge.rain import CounterSample, RainInterval, counter_tips, rain_interval
+from farmwatch_shared.calibration.curves import CalibrationBook
+from farmwatch_shared.calibration.rain import (
+    CounterSample,
+    RainInterval,
+    counter_tips,
+    rain_interval,
+)
+from farmwatch_shared.farm.model import (
+    RainGauge,
+    SensorConfig,
+    SoilMoistureSensor,
+    WaterLevelSensor,
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ def soil_moisture_pct(sensor: SoilMoistureSensor, raw: float) -> float:
 
 def rain_mm(sensor: RainGauge, counter: float, previous: float | None) -> float:
     """Rain since the previous reading from the cumulative tip counter, without timing or
-    boot information (``edge.rain.counter_tips``: rollover near the top of the range, else a
+    boot information (``rain.counter_tips``: rollover near the top of the range, else a
     restart from zero); the first reading after a fresh install is the baseline (0 mm)."""
     if previous is None:
         return 0.0
@@ -78,7 +88,7 @@ def rain_between(
     sensor: RainGauge, previous: CounterSample | None, sample: CounterSample
 ) -> RainInterval:
     """Rain between two counter samples with rollover, reboot, debounce and rate limits
-    (``edge.rain``); ``refused`` is set when the tips are not believable."""
+    (``farmwatch_shared.calibration.rain``); ``refused`` is set when the tips are not believable."""
     return rain_interval(sensor, previous, sample)
 
 

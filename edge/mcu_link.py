@@ -16,8 +16,10 @@ from collections.abc import Sequence
 
 from edge.committer import ReadingCommitter
 from edge.drivers.base import RawSample
-from edge.farmconfig import SensorConfig
-from edge.mcu_protocol import (
+from edge.outbox import Outbox
+from farmwatch_shared.clock import Clock
+from farmwatch_shared.farm.model import SensorConfig
+from farmwatch_shared.mcu_protocol import (
     SYNC_LINE,
     LineError,
     McuHello,
@@ -25,8 +27,6 @@ from edge.mcu_protocol import (
     ack_line,
     parse_line,
 )
-from edge.outbox import Outbox
-from farmwatch_shared.clock import Clock
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """Table interpolation shared by strapping tables (level → litres) and soil calibration tables
-(raw → VWC). Pure functions; the vessel shapes themselves live in ``edge.farmconfig``."""
+(raw → VWC). Pure functions; the vessel shapes are in ``farmwatch_shared.calibration.vessels``."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from edge.farmconfig import RainGauge
+from farmwatch_shared.farm.model import RainGauge
 
 RATE_WINDOW_MIN_S = 300.0
 """Rates are judged over at least this long: one tip in one second is not a cloudburst."""
@@ -57,7 +57,7 @@ def counter_tips(gauge: RainGauge, previous: CounterSample, sample: CounterSampl
     """Tips between two samples, handling rollover and a counter reset by a reboot.
 
     Without boot ids a counter that went down is taken as a rollover only when the previous
-    value was near the top of the range, otherwise as a reset (as ``edge.calibration.rain_mm``).
+    value was near the top of the range, otherwise as a reset.
     """
     rebooted = (
         sample.boot is not None and previous.boot is not None and sample.boot != previous.boot

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge.levels import check_table, piecewise_linear
+from farmwatch_shared.calibration.tables import check_table, piecewise_linear
 
 _IDENT = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 

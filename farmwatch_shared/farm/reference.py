@@ -358,13 +358,10 @@ class _Type:
             return "integer" if all(isinstance(a, int) for a in args) else "string"
         if origin is tuple:
             if len(args) == 2 and args[1] is Ellipsis:
-                item = self._text(args[0], f"[{toml}]")
-                tables = item.startswith("table")
-                return ("array of tables" + item[5:]) if tables else f"array of {item}"
+                return "array of " + _plural(self._text(args[0], f"[{toml}]"))
             return "[" + ", ".join(self._text(a, toml) for a in args) + "]"
         if origin is dict:
-            item = self._text(args[1], f"[{self._path}.<name>]")
-            return f"table of {'tables' + item[5:] if item.startswith('table') else item}"
+            return "table of " + _plural(self._text(args[1], f"[{self._path}.<name>]"))
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             return "table: " + self._target(tp, None, toml)
         return _SCALARS.get(tp, getattr(tp, "__name__", str(tp)))
@@ -380,6 +377,11 @@ class _Type:
     def _constraints(self, metadata: Sequence[object]) -> None:
         for item in metadata:
             self.allowed.extend(_constraint_text(item))
+
+
+def _plural(item: str) -> str:
+    """``table: <link>`` → ``tables: <link>``; other item types stay as they are."""
+    return "tables" + item.removeprefix("table") if item.startswith("table: ") else item
 
 
 _SCALARS: dict[object, str] = {
@@ -459,9 +461,12 @@ def _discriminator_value(model: type[BaseModel], key: str) -> str:
 
 
 @functools.cache
+def _module_tree(name: str) -> ast.Module:
+    return ast.parse(inspect.getsource(sys.modules[name]))
+
+
 def _class_node(model: type) -> ast.ClassDef | None:
-    module = sys.modules[model.__module__]
-    for node in ast.parse(inspect.getsource(module)).body:
+    for node in _module_tree(model.__module__).body:
         if isinstance(node, ast.ClassDef) and node.name == model.__qualname__:
             return node
     return None

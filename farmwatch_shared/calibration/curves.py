@@ -28,6 +28,7 @@ class PolynomialCurve(_Frozen):
 
     type: Literal["polynomial"]
     coefficients: tuple[float, ...] = Field(min_length=1)
+    """c0, c1, c2, …"""
 
     def apply(self, raw: float) -> float:
         """Calibrated value for ``raw``."""
@@ -43,6 +44,7 @@ class TableCurve(_Frozen):
 
     type: Literal["table"]
     points: tuple[tuple[float, float], ...]
+    """[raw, value] rows, at least two, no raw value twice (sorted by raw when loaded)."""
 
     @field_validator("points")
     @classmethod
@@ -63,9 +65,11 @@ class SoilCurve(_Frozen):
     """A raw → volumetric water content (%) curve for one soil type, shared by probes in it."""
 
     id: Annotated[str, Field(pattern=_IDENT)]
+    """Curve id, unique in the farm; calibration records name it in ``soil_curve``."""
     soil_type: str
     """Human description, e.g. "franco arcilloso / clay loam, Mixteca"."""
     curve: Curve
+    """Raw probe value → volumetric water content (%)."""
     source: str = ""
     """Where the curve comes from (lab, manufacturer, field samples of <date>)."""
 
@@ -74,11 +78,17 @@ class CalibrationRecord(_Frozen):
     """From ``effective_from`` on, readings of ``sensor`` use this curve (or named soil curve)."""
 
     sensor: Annotated[str, Field(pattern=_IDENT)]
+    """Id of a ``soil_moisture`` sensor."""
     effective_from: AwareDatetime
+    """From when the record applies: a TOML date-time with its UTC offset."""
     curve: Curve | None = None
+    """The curve itself (set this or ``soil_curve``)."""
     soil_curve: Annotated[str, Field(pattern=_IDENT)] | None = None
+    """Id of a ``[[soil_curves]]`` entry (set this or ``curve``)."""
     by: str = ""
+    """Who calibrated."""
     note: str = ""
+    """Free text, e.g. how the samples were taken."""
 
     @model_validator(mode="after")
     def _one_curve(self) -> CalibrationRecord:

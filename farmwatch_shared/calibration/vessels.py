@@ -25,7 +25,9 @@ class VerticalCylinder(_Frozen):
 
     shape: Literal["vertical_cylinder"]
     diameter_mm: Positive
+    """Inner diameter."""
     height_mm: Positive
+    """Usable height: from the bottom to the highest water level (the overflow)."""
 
     @property
     def usable_height_mm(self) -> float:
@@ -42,8 +44,11 @@ class RectangularTrough(_Frozen):
 
     shape: Literal["rectangular"]
     length_mm: Positive
+    """Inner length."""
     width_mm: Positive
+    """Inner width."""
     height_mm: Positive
+    """Usable height: from the bottom to the highest water level (the overflow)."""
 
     @property
     def usable_height_mm(self) -> float:
@@ -59,7 +64,9 @@ class HorizontalCylinder(_Frozen):
 
     shape: Literal["horizontal_cylinder"]
     diameter_mm: Positive
+    """Inner diameter (also the usable height)."""
     length_mm: Positive
+    """Inner length."""
 
     @property
     def usable_height_mm(self) -> float:
@@ -79,6 +86,8 @@ class StrappingTable(_Frozen):
 
     shape: Literal["strapping_table"]
     points: tuple[tuple[float, float], ...]
+    """[level mm, litres] rows, at least two, levels strictly rising, litres never falling,
+    from 0 or above; the last row's level is the usable height."""
 
     @field_validator("points")
     @classmethod
@@ -119,7 +128,9 @@ class PressureTransducer(_Frozen):
 
     type: Literal["pressure"]
     offset_kpa: float = 0.0
+    """Reading of the sensor out of the water (subtracted from the raw value)."""
     density_kg_m3: Positive = 1000.0
+    """Density of the liquid."""
     sensor_elevation_mm: float = 0.0
     """Height of the sensor above the vessel bottom."""
 

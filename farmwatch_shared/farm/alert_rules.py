@@ -18,7 +18,9 @@ class _Rule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: Ident
+    """Rule id, unique in the farm."""
     severity: Literal["warning", "critical"] = "warning"
+    """Written in the service's log line when the alert fires or resolves."""
     for_s: int = Field(default=600, ge=0)
     """How long the condition must hold before the alert fires (pending → firing)."""
     resolve_for_s: int = Field(default=300, ge=0)
@@ -30,7 +32,8 @@ class _Rule(BaseModel):
     after resolving is logged, and only messaged if it still fires when the cooldown ends."""
     escalate_after_s: int | None = Field(default=3600, ge=0)
     """Send to the ``escalation`` contacts when nobody acknowledged within this time (None:
-    never escalate)."""
+    never; a farm file cannot write None, TOML has no null: a farm without ``escalation``
+    contacts sends no escalation SMS)."""
 
 
 class LevelBelow(_Rule):
@@ -38,7 +41,9 @@ class LevelBelow(_Rule):
 
     type: Literal["level_below"]
     sensor: Ident
+    """Id of a ``water_level`` sensor."""
     threshold_pct: Percent
+    """Fires below this level."""
     recover_above_pct: Percent | None = None
     """Hysteresis: defaults to threshold + 5 points."""
 
@@ -49,10 +54,16 @@ class DaysLeftBelow(_Rule):
 
     type: Literal["days_left_below"]
     sensor: Ident
+    """Id of a ``water_level`` sensor."""
     days: float = Field(gt=0)
+    """Fires when fewer days of water are left."""
     trend_window_h: float = Field(default=24.0, gt=0)
+    """The use rate is estimated from this many hours of readings."""
     herd_size: int | None = Field(default=None, ge=1)
+    """Animals drinking from it; with ``litres_per_animal_day`` their demand is a floor on
+    the use rate."""
     litres_per_animal_day: float | None = Field(default=None, gt=0)
+    """Water drunk per animal per day; set together with ``herd_size``."""
     recover_above_days: float | None = Field(default=None, gt=0)
     """Hysteresis: defaults to 1.25 × ``days``."""
     refill_min_pct: float = Field(default=1.0, gt=0)
@@ -70,9 +81,12 @@ class LevelFallingFaster(_Rule):
 
     type: Literal["level_falling_faster"]
     sensor: Ident
+    """Id of a ``water_level`` sensor."""
     rate_pct_per_h: float = Field(gt=0)
+    """Fires when the level falls faster than this (least-squares slope over ``window_min``)."""
     window_min: float = Field(default=30.0, gt=0)
-    """Recovers when the level falls at less than half the rate."""
+    """The fall rate is fitted over this many minutes of readings. Recovers when the level
+    falls at less than half the rate."""
 
 
 class SoilMoistureBelow(_Rule):
@@ -80,7 +94,9 @@ class SoilMoistureBelow(_Rule):
 
     type: Literal["soil_moisture_below"]
     sensor: Ident
+    """Id of a ``soil_moisture`` sensor."""
     threshold_pct: Percent
+    """Fires below this volumetric water content."""
     recover_above_pct: Percent | None = None
     """Hysteresis: defaults to threshold + 2 points."""
 
@@ -90,8 +106,11 @@ class RainDeficit(_Rule):
 
     type: Literal["rain_deficit"]
     sensor: Ident
+    """Id of a ``rain`` sensor."""
     min_mm: float = Field(ge=0)
+    """Fires when less rain than this fell over the last ``days``."""
     days: int = Field(ge=1)
+    """Length of the window (judged only once that much history is there)."""
 
 
 class Silent(_Rule):
@@ -100,8 +119,11 @@ class Silent(_Rule):
 
     type: Literal["silent"]
     sensor: Ident | None = None
+    """Id of the sensor to watch (set this or ``agent``)."""
     agent: Ident | None = None
+    """Id of the agent to watch (set this or ``sensor``)."""
     after_s: int = Field(default=3600, ge=60)
+    """Fires after this long without a reading (or a sign of life)."""
     for_s: int = Field(default=0, ge=0)
     """``after_s`` already is the delay: no extra pending time by default."""
     resolve_for_s: int = Field(default=0, ge=0)
@@ -125,9 +147,13 @@ class Contact(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
+    """Who it is, for the people reading the farm file."""
     phone: Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]
     """E.164, e.g. +529511234567."""
     language: Literal["es", "en"] = "es"
+    """Language of the messages to this contact."""
     role: Literal["primary", "escalation"] = "primary"
+    """Primary contacts get every alert (all contacts do when none is primary); escalation
+    contacts get alerts nobody acknowledged within ``escalate_after_s``."""
     ascii_only: bool = False
     """Replace accented characters so messages stay in GSM 7-bit (cheaper, longer)."""

@@ -35,6 +35,7 @@ class BusSource(_Frozen):
     """Where a sensor read over a field bus (Modbus RTU, SDI-12) gets its raw value."""
 
     bus: Ident
+    """Id of the field bus (``[[buses]]``) the device is on."""
     address: int | str
     """Device address on the bus: Modbus unit id 1–247, SDI-12 address "0"–"9", "a"–"z"…"""
     point: str = Field(min_length=1, max_length=32)
@@ -43,8 +44,13 @@ class BusSource(_Frozen):
 
 class _SensorBase(_Frozen):
     id: Ident
+    """Sensor id, unique in the farm: names the series in the database and the sensor in alert
+    rules."""
     agent: Ident
+    """Id of the agent (``[[agents]]``) that reads the sensor."""
     channel: Channel
+    """Microcontroller channel the sensor is wired to (e.g. "U1"), unique per agent; a sensor
+    on a field bus also takes a channel name of its own."""
     label: str = ""
     """Human name shown to operators, e.g. "Bebedero potrero norte"."""
     source: BusSource | None = None
@@ -56,6 +62,7 @@ class SoilMoistureSensor(_SensorBase):
 
     kind: Literal[SensorKind.SOIL_MOISTURE]
     depth_cm: int = Field(default=20, ge=0)
+    """Depth of the probe below the surface (shown on the dashboards)."""
     coefficients: tuple[float, ...] = Field(min_length=1)
     """c0 + c1·raw + c2·raw² + … gives VWC in %."""
 
@@ -65,7 +72,9 @@ class RainGauge(_SensorBase):
 
     kind: Literal[SensorKind.RAIN]
     bucket_mm: Positive = 0.2
+    """Rain per tip of the bucket."""
     counter_modulo: int = Field(default=65536, gt=1)
+    """The tip counter rolls over to 0 at this value (65536 for a 16-bit counter)."""
     max_rate_mm_h: Positive = 300.0
     """Rain faster than this over an interval is not rain (a stuck or bouncing switch)."""
     min_tip_interval_ms: float = Field(default=50.0, ge=0)
@@ -77,7 +86,9 @@ class WaterLevelSensor(_SensorBase):
 
     kind: Literal[SensorKind.WATER_LEVEL]
     transducer: Transducer
+    """What measures the level: raw value → level above the vessel bottom."""
     vessel: Vessel
+    """The trough or tank: usable height and level → litres."""
     clamp_margin_pct: float = Field(default=3.0, ge=0, le=20)
     """Readings this far outside 0–100 % are sensor noise and are clamped; beyond it they are
     impossible and quarantined."""
@@ -92,9 +103,13 @@ class MicrocontrollerSettings(_Frozen):
     """Settings compiled into the farm microcontroller's firmware (see firmware_configs/)."""
 
     firmware: str = "fw-mcu 1.0"
+    """Firmware name and version built for this microcontroller."""
     baudrate: int = 9600
+    """Serial line speed (8N1) between the microcontroller and the agent."""
     sample_interval_s: int = Field(default=60, ge=1)
+    """How often the microcontroller samples every sensor."""
     hello_interval_s: int = Field(default=3600, ge=10)
+    """How often the microcontroller sends its hello record (also sent at boot)."""
     buffer_readings: int = Field(default=512, ge=1)
     """Samples the firmware keeps in RAM until the agent acknowledges them."""
 
@@ -103,55 +118,81 @@ class BusDevice(_Frozen):
     """One device on a field bus and how often to poll it."""
 
     address: int | str
+    """Device address on the bus, as sensors name it in ``source.address``."""
     interval_s: float = Field(default=60.0, gt=0)
+    """How often the device is polled."""
     options: dict[str, str | int | float | bool] = {}
-    """Driver-specific settings, e.g. ``register_map`` (Modbus), ``command`` (SDI-12)."""
+    """Driver-specific settings, e.g. ``register_map`` (Modbus), ``measure``, ``crc`` (SDI-12)."""
 
 
 class BusConfig(_Frozen):
     """A serial field bus read directly by the agent (RS-485 Modbus RTU, SDI-12 adapter…)."""
 
     id: Ident
+    """Bus id, unique in the farm; sensors name it in ``source.bus``."""
     agent: Ident
+    """Id of the agent (``[[agents]]``) the bus adapter is plugged into."""
     driver: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
     """Name of a driver module in ``edge/drivers/`` (e.g. "modbus_rtu", "sdi12")."""
     port: str
+    """Serial device of the bus adapter, e.g. "/dev/serial/by-id/usb-FTDI_USB-RS485-if00"."""
     baudrate: int = Field(default=9600, gt=0)
+    """Serial line speed of the bus."""
     parity: Literal["N", "E", "O"] = "N"
+    """Parity: none, even or odd."""
     stopbits: Literal[1, 2] = 1
+    """Stop bits."""
     timeout_s: float = Field(default=1.0, gt=0)
+    """How long to wait for a device's answer."""
     retries: int = Field(default=2, ge=0, le=10)
+    """Further attempts after a request without a (valid) answer."""
     devices: tuple[BusDevice, ...] = Field(min_length=1)
+    """The devices on the bus."""
 
 
 class AgentConfig(_Frozen):
     """One Raspberry Pi edge agent and the microcontroller it reads."""
 
     id: Ident
+    """Agent id, unique in the farm (``FARMWATCH_EDGE_AGENT_ID`` picks it on the Pi)."""
     serial_port: str = "/dev/ttyUSB0"
+    """Serial device of the microcontroller (``FARMWATCH_EDGE_SERIAL_PORT`` overrides it)."""
     microcontroller: MicrocontrollerSettings = MicrocontrollerSettings()
+    """The microcontroller's settings."""
 
 
 class FarmInfo(_Frozen):
     """Who and where the farm is."""
 
     id: Ident
+    """Farm id: in MQTT topics, in the database and as the farm's broker user."""
     name: str
+    """Farm name shown to operators and in SMS."""
     timezone: str = "America/Mexico_City"
+    """IANA time zone of the farm."""
     state: str = ""
+    """State or region, e.g. "Oaxaca"."""
 
 
 class FarmConfig(_Frozen):
     """A whole farm file."""
 
     farm: FarmInfo
+    """Who and where the farm is."""
     agents: tuple[AgentConfig, ...] = Field(min_length=1)
+    """The Raspberry Pi edge agents."""
     sensors: tuple[SensorConfig, ...] = ()
+    """The sensors, one table each."""
     alerts: tuple[AlertRule, ...] = ()
+    """The alert rules."""
     contacts: tuple[Contact, ...] = ()
+    """Who receives the SMS alerts."""
     buses: tuple[BusConfig, ...] = ()
+    """Field buses read directly by an agent."""
     soil_curves: tuple[SoilCurve, ...] = ()
+    """Soil-moisture curves per soil type, named by calibration records."""
     calibrations: tuple[CalibrationRecord, ...] = ()
+    """Dated calibration records of soil-moisture probes."""
 
     @model_validator(mode="after")
     def _consistent(self) -> FarmConfig:

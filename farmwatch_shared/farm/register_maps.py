@@ -24,11 +24,16 @@ class RegisterField(_Frozen):
     function: Literal[3, 4] = 3
     """3 = holding registers, 4 = input registers."""
     type: Literal["int16", "uint16", "int32", "uint32", "float32"]
+    """How the register(s) are decoded; 32-bit types span two registers."""
     word_order: Literal["big", "little"] = "big"
     """For 32-bit types: "big" = high word first (ABCD), "little" = low word first (CDAB)."""
     scale: float = 1.0
+    """value = decoded × ``scale`` + ``offset``."""
     offset: float = 0.0
+    """Added after scaling."""
     unit: str = ""
+    """Unit of the scaled value, for people (scale it to what the sensor's calibration
+    expects: mm for distance, kPa for pressure, % for moisture)."""
 
     @property
     def width(self) -> int:
@@ -40,13 +45,16 @@ class DeviceInfo(_Frozen):
     """Who made the device (shown in logs)."""
 
     name: str
+    """Device type and vendor, e.g. "Sonda de suelo RS-485 / RS-485 soil probe"."""
 
 
 class RegisterMap(_Frozen):
     """A device type's register map (``firmware_configs/register_maps/<name>.toml``)."""
 
     device: DeviceInfo
+    """Which device type this map describes."""
     fields: dict[str, RegisterField] = Field(min_length=1)
+    """The device's values by point name (what a sensor's ``source.point`` names)."""
 
 
 def load_register_map(path: Path) -> RegisterMap:

@@ -5,8 +5,11 @@ VENV ?= .venv
 GRAFANA_VENV ?= .venv-grafana
 PY := $(VENV)/bin/python
 CODE := edge collector farmwatch_shared farmwatch_emulators farmwatch_local dashboards
+SHELL_SCRIPTS := $(wildcard deploy/*.sh deploy/*/*.sh scripts/*.sh) .ci/run
+# In development the farm directory is the repository's (installed: /etc/farmwatch/farms).
+FARMS := firmware_configs
 
-.PHONY: setup system-deps test-deps venv test lint demo bench clean
+.PHONY: setup system-deps test-deps venv test test-install lint dashboards demo bench clean
 
 setup: system-deps venv
 
@@ -18,32 +21,43 @@ test-deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# farmwatch (what a Pi or the server installs) and farmwatch-devtools (emulators, local servers:
+# devtools/pyproject.toml), both editable.
+$(VENV)/.installed: pyproject.toml devtools/pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e '.[dev]' -e ./devtools
 	touch $@
 
-$(GRAFANA_VENV)/.installed: pyproject.toml
+$(GRAFANA_VENV)/.installed: pyproject.toml devtools/pyproject.toml
 	python3 -m venv $(GRAFANA_VENV)
 	$(GRAFANA_VENV)/bin/pip install --quiet --upgrade pip
-	$(GRAFANA_VENV)/bin/pip install --quiet -e '.[dev,grafana]'
+	$(GRAFANA_VENV)/bin/pip install --quiet -e '.[dev,grafana]' -e ./devtools
 	touch $@
 
 lint: setup test-deps
+	shellcheck $(SHELL_SCRIPTS)
 	$(VENV)/bin/ruff check $(CODE) tests benchmarks
 	$(VENV)/bin/ruff format --check $(CODE) tests benchmarks
 	$(VENV)/bin/mypy --strict $(CODE)
 
+# All of it, including tests/test_install.py (marker "system"): the wheel built and installed
+# non-editable in a fresh virtualenv, --check-config of every shipped farm run from there.
 test: lint $(GRAFANA_VENV)/.installed
 	$(GRAFANA_VENV)/bin/pytest tests/test_grafana_push.py
 	$(VENV)/bin/pytest --ignore=tests/test_grafana_push.py
 
+test-install: setup
+	$(VENV)/bin/pytest -m system
+
+dashboards: setup
+	$(PY) -m dashboards.build --farms $(FARMS)
+
 demo: setup
-	$(PY) -m farmwatch_local.demo
+	$(PY) -m farmwatch_local.demo --farms $(FARMS)
 
 bench: setup
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(GRAFANA_VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(GRAFANA_VENV) var build devtools/build .pytest_cache .mypy_cache .ruff_cache

@@ -12,6 +12,8 @@ from collector.service import Collector, make_writer
 from collector.settings import CollectorSettings
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import SystemClock
+from farmwatch_shared.farm.directory import load_farm_dir
+from farmwatch_shared.farm.model import FarmConfigError
 from farmwatch_shared.influx import InfluxV1Writer, RetryableWriteError
 from farmwatch_shared.problems import ProblemLog
 
@@ -19,9 +21,9 @@ DESCRIPTION = """\
 Colector farmwatch: recibe las lecturas de todas las granjas por MQTT y las guarda en InfluxDB.
 / farmwatch collector: receives every farm's readings over MQTT and stores them in InfluxDB.
 
-Settings come from FARMWATCH_COLLECTOR_* environment variables (FARMWATCH_COLLECTOR_MQTT_HOST,
-FARMWATCH_COLLECTOR_INFLUX_URL, FARMWATCH_COLLECTOR_INFLUX_PASSWORD_FILE, ...); see
-docs/configuration.md.
+Settings come from FARMWATCH_COLLECTOR_* environment variables (FARMWATCH_COLLECTOR_FARM_DIR,
+FARMWATCH_COLLECTOR_MQTT_HOST, FARMWATCH_COLLECTOR_INFLUX_URL,
+FARMWATCH_COLLECTOR_INFLUX_PASSWORD_FILE, ...); see docs/configuration.md.
 """
 
 
@@ -35,12 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check-config",
         action="store_true",
-        help="validate the settings, print a summary, and exit (0 = valid, 2 = not)",
+        help="validate settings and farm files, print a summary, and exit (0 = valid, 2 = not)",
     )
     args = parser.parse_args(argv)
     try:
         settings = CollectorSettings()
-    except (ValidationError, OSError) as exc:
+        farms = load_farm_dir(settings.farm_dir)
+    except (ValidationError, OSError, FarmConfigError) as exc:
         return config_error(exc)
     if args.check_config:
         target = (
@@ -51,11 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"Configuración válida / configuration valid: broker {settings.mqtt_host}:"
             f"{settings.mqtt_port} as {settings.client_id}, InfluxDB {settings.influx_api} "
-            f"{settings.influx_url} {target}"
+            f"{settings.influx_url} {target}, {len(farms)} farms in {settings.farm_dir}: "
+            f"{', '.join(farms)}"
         )
         return 0
     setup_logging(settings.log_level)
     log = logging.getLogger("farmwatch.collector")
+    log.info("Granjas / farms: %d en / in %s (%s)", len(farms), settings.farm_dir, ", ".join(farms))
     stop = stop_on_signals()
     writer = make_writer(settings)
     if isinstance(writer, InfluxV1Writer) and settings.influx_create_database:

@@ -3,7 +3,8 @@ existing Grafana over its HTTP API (``grafana-client``, optional extra ``farmwat
 
 Idempotent: the folder and datasource are created or updated by uid, dashboards overwritten.
 The folder is made view-only for Viewers and Editors: the dashboards are code, changed by
-regenerating and pushing them, not in the browser.
+regenerating and pushing them, not in the browser. The dashboards pushed are the generated JSON
+shipped as package data of ``dashboards`` (``dashboards/generated/``), or ``--dashboards DIR``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,7 +25,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from farmwatch_shared.cli import config_error
 from farmwatch_shared.settings import read_secret_file
 
-GENERATED = Path(__file__).resolve().parent.parent / "dashboards" / "generated"
+GENERATED: Traversable = resources.files("dashboards") / "generated"
+"""The generated dashboards, package data of ``dashboards`` (readable without its SDK extra)."""
 DATASOURCE_UID = "farmwatch-influxdb"
 """Must match ``dashboards.influxql.DATASOURCE_UID`` (the panels reference it)."""
 VIEW = 1
@@ -115,10 +119,11 @@ def datasource_model(settings: GrafanaPushSettings) -> dict[str, Any]:
     return model
 
 
-def load_dashboards(directory: Path = GENERATED) -> dict[str, dict[str, Any]]:
-    """uid → dashboard JSON of the generated files."""
+def load_dashboards(directory: Path | Traversable = GENERATED) -> dict[str, dict[str, Any]]:
+    """uid → dashboard JSON of the generated files (``*.json`` of ``directory``)."""
     models: dict[str, dict[str, Any]] = {}
-    for path in sorted(directory.glob("*.json")):
+    entries = sorted(directory.iterdir(), key=lambda e: e.name) if directory.is_dir() else []
+    for path in (e for e in entries if e.name.endswith(".json")):
         model = json.loads(path.read_text(encoding="utf-8"))
         models[str(model["uid"])] = model
     if not models:
@@ -202,7 +207,7 @@ Publica en Grafana la carpeta, la fuente de datos (InfluxQL) y los tableros de f
 Settings: FARMWATCH_GRAFANA_URL, FARMWATCH_GRAFANA_TOKEN_FILE (service-account token),
 FARMWATCH_GRAFANA_INFLUX_URL, FARMWATCH_GRAFANA_INFLUX_DATABASE,
 FARMWATCH_GRAFANA_INFLUX_USERNAME, FARMWATCH_GRAFANA_INFLUX_PASSWORD_FILE.
-Needs the optional extra: pip install 'farmwatch[grafana]'.
+Pushing needs the optional extra (--check-config does not): pip install 'farmwatch[grafana]'.
 """
 
 
@@ -213,13 +218,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dashboards", type=Path, default=GENERATED, help="generated JSON dir")
+    parser.add_argument(
+        "--dashboards",
+        type=Path,
+        default=GENERATED,
+        help="directory of generated JSON (default: the dashboards shipped with farmwatch)",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate settings and dashboards, print a summary, and exit (0 = valid, 2 = not)",
+    )
     args = parser.parse_args(argv)
     try:
         settings = GrafanaPushSettings()
         dashboards = load_dashboards(args.dashboards)
     except (ValidationError, OSError, ValueError) as exc:
         return config_error(exc)
+    if args.check_config:
+        print(
+            f"Configuración válida / configuration valid: Grafana {settings.url} folder "
+            f"{settings.folder_uid}, InfluxDB {settings.influx_url} database "
+            f"{settings.influx_database}, dashboards: {', '.join(dashboards)}"
+        )
+        return 0
     try:
         from grafana_client.client import GrafanaException
     except ImportError:

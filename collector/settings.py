@@ -8,14 +8,17 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from farmwatch_shared.farm.directory import DEFAULT_FARM_DIR
 from farmwatch_shared.settings import MqttSettings, read_secret_file
 
 
 class CollectorSettings(BaseSettings, MqttSettings):
-    """Broker subscription, database output and batching."""
+    """Farm files, broker subscription, database output and batching."""
 
     model_config = SettingsConfigDict(env_prefix="FARMWATCH_COLLECTOR_", extra="forbid")
 
+    farm_dir: Path = DEFAULT_FARM_DIR
+    """Directory of the farm files (``*.toml``) of every farm this collector receives."""
     client_id: str = "farmwatch-collector"
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     receive_maximum: int = Field(default=1000, ge=1, le=65535)

@@ -12,9 +12,8 @@ from pathlib import Path
 
 from farmwatch_shared.contract import SensorKind
 from farmwatch_shared.farm.alert_rules import DaysLeftBelow, LevelBelow, SoilMoistureBelow
-from farmwatch_shared.farm.model import FarmConfig, load_farm_config
-
-FARM_FILES = Path(__file__).resolve().parent.parent / "firmware_configs"
+from farmwatch_shared.farm.directory import load_farm_dir
+from farmwatch_shared.farm.model import FarmConfig
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,9 @@ class SensorView:
         return f"{self.farm_name} · {label}"
 
 
-def load_farms(directory: Path = FARM_FILES) -> list[FarmConfig]:
-    """Every farm file of a directory, sorted by farm id."""
-    farms = [load_farm_config(path) for path in sorted(directory.glob("*.toml"))]
-    return sorted(farms, key=lambda farm: farm.farm.id)
+def load_farms(directory: Path) -> list[FarmConfig]:
+    """Every farm file of a farm directory, sorted by farm id."""
+    return list(load_farm_dir(directory).values())
 
 
 def sensor_views(farms: Iterable[FarmConfig]) -> list[SensorView]:

@@ -2,6 +2,8 @@
 # Install the farmwatch server side on plain Debian with Debian packages (Mosquitto, InfluxDB
 # 1.x) — the same path the demo and the tests use. Run as root from a checkout:
 #   sudo sh deploy/install-collector.sh
+# Installs the farm files of firmware_configs/ (and firmware_configs/register_maps/, if any) into
+# /etc/farmwatch/farms, the farm directory of the collector and the alerting service.
 # Creates the broker users (collector + one per farm file in firmware_configs/), the InfluxDB
 # retention policies and continuous queries, and starts the collector. Farm passwords are
 # written once to /etc/farmwatch/secrets/<farm>.mqtt-password (0600 root): copy each to its
@@ -14,6 +16,8 @@ set -eu
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PREFIX=/opt/farmwatch
 SECRETS=/etc/farmwatch/secrets
+FARM_DIR=/etc/farmwatch/farms
+ENV_FILE=/etc/farmwatch/collector.env
 
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
 
@@ -26,9 +30,20 @@ id farmwatch >/dev/null 2>&1 || useradd --system --gid farmwatch --no-create-hom
 
 python3 -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
+# setuptools reuses build/ of the checkout: a stale one would put old modules into the wheel
+rm -rf "$REPO/build"
 "$PREFIX/venv/bin/pip" install --quiet "$REPO"
 
-install -d -m 0750 -o root -g farmwatch /etc/farmwatch "$SECRETS"
+install -d -m 0750 -o root -g farmwatch /etc/farmwatch "$SECRETS" "$FARM_DIR"
+for farm_file in "$REPO"/firmware_configs/*.toml; do
+    install -m 0640 -o root -g farmwatch "$farm_file" "$FARM_DIR/"
+done
+if [ -d "$REPO/firmware_configs/register_maps" ]; then
+    install -d -m 0750 -o root -g farmwatch "$FARM_DIR/register_maps"
+    for map in "$REPO"/firmware_configs/register_maps/*.toml; do
+        [ -f "$map" ] && install -m 0640 -o root -g farmwatch "$map" "$FARM_DIR/register_maps/"
+    done
+fi
 
 # Broker: shipped policy, ACL, password file readable by mosquitto only.
 install -m 0644 "$REPO/deploy/mosquitto/conf.d/farmwatch.conf" /etc/mosquitto/conf.d/farmwatch.conf
@@ -58,10 +73,17 @@ systemctl restart mosquitto
 
 systemctl enable --now influxdb
 
-if [ ! -f /etc/farmwatch/collector.env ]; then
-    install -m 0640 -o root -g farmwatch "$REPO/deploy/env/collector.env.example" \
-        /etc/farmwatch/collector.env
+if [ ! -f "$ENV_FILE" ]; then
+    install -m 0640 -o root -g farmwatch "$REPO/deploy/env/collector.env.example" "$ENV_FILE"
 fi
+# the same check the collector makes at start-up: settings and every farm file
+(
+    set -a
+    # shellcheck source=/dev/null
+    . "$ENV_FILE"
+    set +a
+    "$PREFIX/venv/bin/farmwatch-collector" --check-config
+) || { echo "corrija / fix $ENV_FILE or $FARM_DIR and run this again" >&2; exit 1; }
 install -m 0644 "$REPO/deploy/systemd/farmwatch-collector.service" \
     "$REPO/deploy/systemd/farmwatch-backfill.service" \
     "$REPO/deploy/systemd/farmwatch-backfill.timer" /etc/systemd/system/

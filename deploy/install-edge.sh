@@ -2,6 +2,9 @@
 # Install the farmwatch edge agent on Raspberry Pi OS (Debian based), from a checkout of this
 # repository copied to the Pi. Run as root:
 #   sudo sh deploy/install-edge.sh <farm-id> <broker-host> [<password-file>]
+# The farm file firmware_configs/<farm-id>.toml is installed as /etc/farmwatch/farms/<farm-id>.toml
+# (with any register maps of your own from firmware_configs/register_maps/) and named in
+# /etc/farmwatch/edge.env (FARMWATCH_EDGE_FARM_FILE).
 # <password-file> holds the farm's broker password made by `farmwatch-broker-user` on the
 # server (--secret-out); it is installed as /etc/farmwatch/mqtt-password (0640 root:farmwatch)
 # and the copy you passed is not deleted: remove it yourself after checking the agent runs.
@@ -12,7 +15,9 @@ BROKER="${2:?usage: install-edge.sh <farm-id> <broker-host> [<password-file>]}"
 PASSWORD_FILE="${3:-}"
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 FARM_FILE="$REPO/firmware_configs/$FARM.toml"
+FARM_DIR=/etc/farmwatch/farms
 PREFIX=/opt/farmwatch
+ENV_FILE=/etc/farmwatch/edge.env
 
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
 [ -f "$FARM_FILE" ] || { echo "no farm file $FARM_FILE" >&2; exit 1; }
@@ -26,20 +31,49 @@ id farmwatch >/dev/null 2>&1 || useradd --system --gid farmwatch --groups dialou
 
 python3 -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
+# setuptools reuses build/ of the checkout: a stale one would put old modules into the wheel
+rm -rf "$REPO/build"
 "$PREFIX/venv/bin/pip" install --quiet "$REPO"
 
-install -d -m 0750 -o root -g farmwatch /etc/farmwatch
-install -m 0640 -o root -g farmwatch "$FARM_FILE" /etc/farmwatch/farm.toml
-if [ ! -f /etc/farmwatch/edge.env ]; then
-    sed -e "s/__FARM__/$FARM/" -e "s/broker.example.org/$BROKER/" \
-        "$REPO/deploy/env/edge.env.example" > /etc/farmwatch/edge.env
-    chmod 0640 /etc/farmwatch/edge.env
-    chgrp farmwatch /etc/farmwatch/edge.env
+install -d -m 0750 -o root -g farmwatch /etc/farmwatch "$FARM_DIR"
+install -m 0640 -o root -g farmwatch "$FARM_FILE" "$FARM_DIR/$FARM.toml"
+if [ -d "$REPO/firmware_configs/register_maps" ]; then
+    install -d -m 0750 -o root -g farmwatch "$FARM_DIR/register_maps"
+    for map in "$REPO"/firmware_configs/register_maps/*.toml; do
+        [ -f "$map" ] && install -m 0640 -o root -g farmwatch "$map" "$FARM_DIR/register_maps/"
+    done
+fi
+if [ ! -f "$ENV_FILE" ]; then
+    sed -e "s/__FARM__/$FARM/g" -e "s/broker.example.org/$BROKER/" \
+        "$REPO/deploy/env/edge.env.example" > "$ENV_FILE"
+    chmod 0640 "$ENV_FILE"
+    chgrp farmwatch "$ENV_FILE"
+else
+    # an older install named /etc/farmwatch/farm.toml: point the kept settings at the new file
+    sed -e "s|^FARMWATCH_EDGE_FARM_FILE=.*|FARMWATCH_EDGE_FARM_FILE=$FARM_DIR/$FARM.toml|" \
+        "$ENV_FILE" > "$ENV_FILE.new"
+    cat "$ENV_FILE.new" > "$ENV_FILE"
+    rm -f "$ENV_FILE.new"
 fi
 if [ -n "$PASSWORD_FILE" ]; then
     install -m 0640 -o root -g farmwatch "$PASSWORD_FILE" /etc/farmwatch/mqtt-password
 fi
-[ -f /etc/farmwatch/mqtt-password ] || echo "WARNING: put the broker password in /etc/farmwatch/mqtt-password" >&2
+if [ -f /etc/farmwatch/mqtt-password ]; then
+    # the same check the agent makes at start-up: settings, farm file, buses, register maps
+    (
+        set -a
+        # shellcheck source=/dev/null
+        . "$ENV_FILE"
+        set +a
+        "$PREFIX/venv/bin/farmwatch-edge" --check-config
+    ) || {
+        echo "corrija / fix $ENV_FILE (FARMWATCH_EDGE_AGENT_ID if the farm has several agents)" \
+            "and run this again" >&2
+        exit 1
+    }
+else
+    echo "WARNING: put the broker password in /etc/farmwatch/mqtt-password" >&2
+fi
 
 install -m 0644 "$REPO/deploy/systemd/farmwatch-edge.service" /etc/systemd/system/
 systemctl daemon-reload

@@ -17,6 +17,8 @@ class EdgeSettings(BaseSettings, MqttSettings):
     model_config = SettingsConfigDict(env_prefix="FARMWATCH_EDGE_", extra="forbid")
 
     farm_file: Path
+    """This farm's file, installed as ``/etc/farmwatch/farms/<farm>.toml``; register maps it
+    names are looked up in ``register_maps/`` beside it first, then among the shipped ones."""
     agent_id: str | None = None
     serial_port: str | None = None
     """Overrides the farm file's port (e.g. a /dev/serial/by-id path or an emulator's pty)."""

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from farmwatch_emulators.modbus_bus import ModbusRtuBus, Registers
 from farmwatch_emulators.scenario import DroughtScenario, raw_for
 from farmwatch_emulators.sdi12 import Sdi12Bus, Sdi12Sensor
-from farmwatch_shared.farm.model import BusDevice, FarmConfig, SensorConfig
-from farmwatch_shared.farm.register_maps import MAP_DIR, RegisterField, load_register_map
+from farmwatch_shared.farm.model import BusConfig, FarmConfig, SensorConfig
+from farmwatch_shared.farm.register_maps import RegisterField, find_register_map
 
 _FORMATS = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
 
@@ -55,7 +55,7 @@ class FarmBuses:
                 if sensor.source is not None and sensor.source.bus == bus.id:
                     on_bus[str(sensor.source.address)].append(sensor)
             if bus.driver == "modbus_rtu":
-                self._modbus.append(self._modbus_bus(bus.devices, on_bus))
+                self._modbus.append(self._modbus_bus(bus, on_bus))
                 self.ports[bus.id] = self._modbus[-1].agent_path
             elif bus.driver == "sdi12":
                 self._sdi12.append(self._sdi12_bus(on_bus))
@@ -65,15 +65,13 @@ class FarmBuses:
     def _value(self, sensor: SensorConfig) -> float:
         return raw_for(sensor, self._scenario.state_pct(sensor, self._sim_time()))
 
-    def _modbus_bus(
-        self, devices: tuple[BusDevice, ...], on_bus: dict[str, list[SensorConfig]]
-    ) -> ModbusRtuBus:
+    def _modbus_bus(self, bus: BusConfig, on_bus: dict[str, list[SensorConfig]]) -> ModbusRtuBus:
         static: dict[int, Registers] = {}
         live: dict[int, Callable[[], Registers]] = {}
-        for device in devices:
+        for device in bus.devices:
             address = int(device.address)
             name = str(device.options["register_map"])
-            fields = load_register_map(MAP_DIR / f"{name}.toml").fields
+            fields = find_register_map(name, bus.farm_dir).fields
             blank: dict[int, dict[int, int]] = {3: {}, 4: {}}
             for field in fields.values():
                 for register in encode_field(field, field.offset):

@@ -4,7 +4,8 @@ Starts Mosquitto (shipped policy, generated credentials) and InfluxDB on free lo
 data under ``var/demo/``, an emulated microcontroller per farm on a pseudo-terminal driven by a
 drought scenario (one simulated minute per real second), the real edge agent per farm and the
 real collector as separate processes, then prints a live view of the latest values read back
-from InfluxDB. Ctrl-C stops everything it started.
+from InfluxDB. Ctrl-C stops everything it started. The farms are the repository's
+``firmware_configs/`` (``--farms`` for another farm directory).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import DAY, HOUR
 from farmwatch_local.services import REPO_ROOT, InfluxServer, MosquittoServer
-from farmwatch_shared.farm.model import FarmConfig, load_farm_config
+from farmwatch_shared.farm.directory import load_farm_dir
+from farmwatch_shared.farm.model import FarmConfig
+from farmwatch_shared.farm.register_maps import BESIDE_FARM_FILE
 
 COLLECTOR_USER = "farmwatch-collector"
 DATABASE = "farmwatch"
@@ -142,13 +145,19 @@ def render(url: str, farms: list[DemoFarm], started: float) -> str:
     return "\n".join(lines)
 
 
-def _with_bus_ports(config: FarmConfig, agent_id: str, ports: dict[str, str], data: Path) -> Path:
-    """The shipped farm file with each field bus's device path replaced by its emulator's tty."""
-    path = REPO_ROOT / "firmware_configs" / f"{config.farm.id}.toml"
+def _with_bus_ports(
+    config: FarmConfig, agent_id: str, ports: dict[str, str], farms: Path, out: Path
+) -> Path:
+    """The farm file of ``farms`` with each field bus's device path replaced by its emulator's
+    tty, written to ``out`` (with the register maps beside it, if ``farms`` has its own)."""
+    path = farms / f"{config.farm.id}.toml"
     text = path.read_text(encoding="utf-8")
     for bus in config.buses_of(agent_id):
         text = text.replace(f'port = "{bus.port}"', f'port = "{ports[bus.id]}"', 1)
-    derived = data / f"{config.farm.id}.toml"
+    out.mkdir(parents=True, exist_ok=True)
+    if (farms / BESIDE_FARM_FILE).is_dir() and not (out / BESIDE_FARM_FILE).exists():
+        shutil.copytree(farms / BESIDE_FARM_FILE, out / BESIDE_FARM_FILE)
+    derived = out / f"{config.farm.id}.toml"
     derived.write_text(text, encoding="utf-8")
     return derived
 
@@ -159,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     parser.add_argument("--no-clear", action="store_true", help="do not clear the screen")
     parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "var" / "demo")
+    parser.add_argument(
+        "--farms", type=Path, default=REPO_ROOT / "firmware_configs", help="farm directory"
+    )
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -173,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(data, ignore_errors=True)
     (data / "secrets").mkdir(parents=True)
     (data / "dev").mkdir()
-    farm_configs = [
-        load_farm_config(p) for p in sorted((REPO_ROOT / "firmware_configs").glob("*.toml"))
-    ]
+    farm_configs = list(load_farm_dir(args.farms).values())
     users = [COLLECTOR_USER, *(c.farm.id for c in farm_configs)]
     password_files = {user: _write_secret(data / "secrets", user) for user in users}
     broker = MosquittoServer(
@@ -199,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 "FARMWATCH_COLLECTOR_MQTT_PASSWORD_FILE": str(password_files[COLLECTOR_USER]),
                 "FARMWATCH_COLLECTOR_INFLUX_URL": influx.url,
                 "FARMWATCH_COLLECTOR_INFLUX_DATABASE": DATABASE,
+                "FARMWATCH_COLLECTOR_FARM_DIR": str(args.farms),
             }
         )
         with (log_dir / "collector.log").open("ab") as log:
@@ -227,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             buses = FarmBuses(config, agent_cfg.id, emulator.scenario, emulator.sim_time)
             farm = DemoFarm(config, link, emulator, buses)
-            farm_file = _with_bus_ports(config, agent_cfg.id, buses.ports, data)
+            farm_file = _with_bus_ports(
+                config, agent_cfg.id, buses.ports, args.farms, data / "farms"
+            )
             env = _python_env(
                 {
                     "FARMWATCH_EDGE_FARM_FILE": str(farm_file),

@@ -3,6 +3,10 @@
 Used by the tests, the demo and the benchmarks: each server gets its own data directory and
 port, never the system-wide instance. The broker runs with the shipped policy
 (``deploy/mosquitto/conf.d/farmwatch.conf``), only its listener and file paths replaced.
+
+Development only (distribution ``farmwatch-devtools``, never on a Pi): this package runs from a
+checkout of the repository (editable install, ``make setup``), so ``REPO_ROOT`` is simply the
+folder above it, and the broker policy is read from that checkout's ``deploy/``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The repository checkout this package runs from (see the module docstring)."""
 SHIPPED_BROKER_CONF = REPO_ROOT / "deploy" / "mosquitto" / "conf.d" / "farmwatch.conf"
 SHIPPED_BROKER_ACL = REPO_ROOT / "deploy" / "mosquitto" / "acl"
 _OVERRIDDEN_BROKER_KEYS = {

@@ -224,6 +224,7 @@ def collector_process(
             "FARMWATCH_COLLECTOR_INFLUX_URL": influx_url,
             "FARMWATCH_COLLECTOR_INFLUX_DATABASE": database,
             "FARMWATCH_COLLECTOR_STATS_INTERVAL_S": "1",
+            "FARMWATCH_COLLECTOR_FARM_DIR": str(FARM_FILES),
         }
     )
     return ChildProcess([sys.executable, "-m", "collector.cli"], env, tmp_path / "collector.log")

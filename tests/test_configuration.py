@@ -83,9 +83,15 @@ def test_check_config_accepts_a_good_configuration_and_never_prints_secrets(tmp_
     assert edge.returncode == 0, edge.stderr
     assert "oax-istmo" in edge.stdout and "5 sensors" in edge.stdout
     collector = run_cli(
-        "collector.cli", {"FARMWATCH_COLLECTOR_MQTT_PASSWORD": "s3cr3t-value"}, "--check-config"
+        "collector.cli",
+        {
+            "FARMWATCH_COLLECTOR_MQTT_PASSWORD": "s3cr3t-value",
+            "FARMWATCH_COLLECTOR_FARM_DIR": str(FARM_FILES),
+        },
+        "--check-config",
     )
     assert collector.returncode == 0, collector.stderr
+    assert "3 farms" in collector.stdout and "oax-istmo" in collector.stdout
     for result in (edge, collector):
         assert "s3cr3t" not in result.stdout + result.stderr
 
@@ -109,6 +115,10 @@ def test_bad_settings_fail_fast_with_exit_code_2(tmp_path: Path) -> None:
         "edge.cli", {"FARMWATCH_EDGE_FARM_FILE": str(tmp_path / "nope.toml")}, "--check-config"
     )
     assert unknown.returncode == 2 and "cannot read" in unknown.stderr
+    no_farms = run_cli(
+        "collector.cli", {"FARMWATCH_COLLECTOR_FARM_DIR": str(tmp_path)}, "--check-config"
+    )
+    assert no_farms.returncode == 2 and "no farm files" in no_farms.stderr
 
 
 def test_help_is_bilingual() -> None:

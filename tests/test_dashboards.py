@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FARM_FILES
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from pydantic import ValidationError
 
 from dashboards.build import GENERATED, LONG_RANGE, dashboards, differences, main, write
-from dashboards.farms import FARM_FILES
 from dashboards.influxql import InfluxQLQuery, register
 from dashboards.schema import Dashboard
 
@@ -24,7 +24,7 @@ def committed() -> dict[str, dict[str, Any]]:
 
 
 def test_regenerating_gives_the_committed_json_byte_for_byte(tmp_path: Path) -> None:
-    write(tmp_path)
+    write(tmp_path, FARM_FILES)
     fresh = {p.name: p.read_bytes() for p in tmp_path.glob("*.json")}
     assert fresh == {p.name: p.read_bytes() for p in GENERATED.glob("*.json")}
     assert sorted(fresh) == [
@@ -32,7 +32,7 @@ def test_regenerating_gives_the_committed_json_byte_for_byte(tmp_path: Path) -> 
         "farmwatch-soil-rain.json",
         "farmwatch-water.json",
     ]
-    assert main(["--check"]) == 0
+    assert main(["--check", "--farms", str(FARM_FILES)]) == 0
 
 
 def test_check_reports_stale_json_after_a_farm_file_changes(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def test_check_reports_stale_json_after_a_farm_file_changes(tmp_path: Path) -> N
         encoding="utf-8",
     )
     out = tmp_path / "out"
-    write(out)  # generated from the shipped farm files
+    write(out, FARM_FILES)  # generated from the shipped farm files
     assert differences(out, farms) == ["farmwatch-water.json"]
     assert main(["--check", "--out", str(out), "--farms", str(farms)]) == 1
 

@@ -20,7 +20,8 @@ from collector.alerts.settings import AlertSettings
 from collector.alerts.store import AlertStore
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import SystemClock
-from farmwatch_shared.farm.model import FarmConfig, FarmConfigError, load_farm_config
+from farmwatch_shared.farm.directory import load_farm_dir
+from farmwatch_shared.farm.model import FarmConfig, FarmConfigError
 from farmwatch_shared.influx import InfluxV1Writer, RetryableWriteError
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.serial_port import pyserial_factory
@@ -39,15 +40,11 @@ FARMWATCH_ALERTS_GATEWAY_URL, FARMWATCH_ALERTS_GATEWAY_AUTH_TOKEN_FILE, ...); se
 
 def load_farms(settings: AlertSettings) -> dict[str, FarmConfig]:
     """The farm files this instance owns, by farm id."""
-    files = sorted(settings.farm_dir.glob("*.toml"))
-    if not files:
-        raise FarmConfigError(f"{settings.farm_dir}: no farm files (*.toml)")
-    farms = {}
-    for path in files:
-        config = load_farm_config(path)
-        if owns_farm(config.farm.id, settings.instance_index, settings.instance_count):
-            farms[config.farm.id] = config
-    return farms
+    return {
+        farm_id: config
+        for farm_id, config in load_farm_dir(settings.farm_dir).items()
+        if owns_farm(farm_id, settings.instance_index, settings.instance_count)
+    }
 
 
 def _when(ts_ms: int | None) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from farmwatch_shared.farm.directory import DEFAULT_FARM_DIR
 from farmwatch_shared.settings import MqttSettings, read_secret_file
 
 
@@ -15,7 +16,7 @@ class AlertSettings(BaseSettings, MqttSettings):
 
     model_config = SettingsConfigDict(env_prefix="FARMWATCH_ALERTS_", extra="forbid")
 
-    farm_dir: Path = Path("/etc/farmwatch/farms")
+    farm_dir: Path = DEFAULT_FARM_DIR
     """Directory of farm files (``*.toml``): rules and contacts."""
     state_db: Path = Path("/var/lib/farmwatch/alerts.sqlite3")
     client_id: str = "farmwatch-alerts"

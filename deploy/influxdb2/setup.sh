@@ -33,11 +33,14 @@ ensure_bucket() {  # name retention
 }
 
 ensure_dbrp() {  # rp bucket [--default]
-    if ! influx v1 dbrp list --org "$ORG" --db farmwatch --rp "$1" --hide-headers 2>/dev/null \
+    rp=$1
+    bucket=$2
+    shift 2
+    if ! influx v1 dbrp list --org "$ORG" --db farmwatch --rp "$rp" --hide-headers 2>/dev/null \
         | grep -q .; then
-        influx v1 dbrp create --org "$ORG" --db farmwatch --rp "$1" \
-            --bucket-id "$(bucket_id "$2")" ${3:-} >/dev/null
-        echo "DBRP farmwatch/$1 -> $2"
+        influx v1 dbrp create --org "$ORG" --db farmwatch --rp "$rp" \
+            --bucket-id "$(bucket_id "$bucket")" "$@" >/dev/null
+        echo "DBRP farmwatch/$rp -> $bucket"
     fi
 }
 

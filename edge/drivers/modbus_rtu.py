@@ -22,12 +22,7 @@ from edge.drivers.base import BusDriver, DriverError, DriverSpec
 from edge.drivers.crc import modbus_frame_ok
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.farm.model import BusConfig, BusDevice
-from farmwatch_shared.farm.register_maps import (
-    MAP_DIR,
-    RegisterField,
-    RegisterMap,
-    load_register_map,
-)
+from farmwatch_shared.farm.register_maps import RegisterField, RegisterMap, find_register_map
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -190,7 +185,7 @@ def _check(bus: BusConfig, points_by_address: Mapping[str, Sequence[str]]) -> No
         name = device.options.get("register_map")
         if not isinstance(name, str):
             raise ValueError(f"bus {bus.id} device {unit}: set options.register_map")
-        register_map = load_register_map(MAP_DIR / f"{name}.toml")
+        register_map = find_register_map(name, bus.farm_dir)
         for point in points_by_address.get(str(device.address), ()):
             if point not in register_map.fields:
                 raise ValueError(f"bus {bus.id} device {unit}: {name} has no field {point!r}")
@@ -216,7 +211,7 @@ def pymodbus_client_factory(bus: BusConfig) -> Callable[[PacketTrace], ModbusCli
 def _build(bus: BusConfig, problems: ProblemLog, clock: Clock) -> BusDriver:
     del clock  # Modbus devices report no time of their own
     names = {str(d.options["register_map"]) for d in bus.devices}
-    maps = {n: load_register_map(MAP_DIR / f"{n}.toml") for n in names}
+    maps = {n: find_register_map(n, bus.farm_dir) for n in names}
     return ModbusRtuDriver(bus, pymodbus_client_factory(bus), maps, problems)
 
 

@@ -1,4 +1,4 @@
-"""Per-farm configuration (``firmware_configs/<farm>.toml``): agents, microcontrollers, sensors.
+"""Per-farm configuration (``<farm>.toml`` in the farm directory): agents, sensors, buses.
 
 Sensors are declared as data: a frozen model per kind carrying its calibration and, for water
 levels, the vessel geometry. The collector's alert rules and the dashboards read the same file.
@@ -14,7 +14,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 
@@ -148,6 +150,19 @@ class BusConfig(_Frozen):
     """Further attempts after a request without a (valid) answer."""
     devices: tuple[BusDevice, ...] = Field(min_length=1)
     """The devices on the bus."""
+    _farm_dir: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _remember_farm_dir(self, info: ValidationInfo) -> BusConfig:
+        if isinstance(info.context, dict) and isinstance(info.context.get("farm_dir"), Path):
+            self._farm_dir = info.context["farm_dir"]
+        return self
+
+    @property
+    def farm_dir(self) -> Path | None:
+        """Directory of the farm file this bus was read from (None when built in code): drivers
+        look their data up there first (``register_maps/<name>.toml``, see ``register_maps``)."""
+        return self._farm_dir
 
 
 class AgentConfig(_Frozen):
@@ -300,7 +315,7 @@ def load_farm_config(path: Path) -> FarmConfig:
     except tomllib.TOMLDecodeError as exc:
         raise FarmConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
-        return FarmConfig.model_validate(data)
+        return FarmConfig.model_validate(data, context={"farm_dir": path.absolute().parent})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

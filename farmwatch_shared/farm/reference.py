@@ -151,7 +151,7 @@ them. The shipped farms (`firmware_configs/*.toml`) are complete examples.
 MAP_INTRO = """\
 A Modbus device on a `[[buses]]` entry names its register map in
 `options.register_map = "<name>"`: the map is looked up beside the farm file
-(`register_maps/<name>.toml`), then among the shipped maps (`firmware_configs/register_maps/`).
+(`register_maps/<name>.toml`), then among the shipped maps (`farmwatch_shared/farm/shipped_maps/`).
 One TOML file per device type; a sensor's `source.point` names one of its `[fields.<point>]`.
 Every shipped map names its source (the manual it was taken from) in its header comment.
 """

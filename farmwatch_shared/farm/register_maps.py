@@ -1,14 +1,27 @@
-"""Register maps of Modbus devices, declared as data (one TOML file per device type)."""
+"""Register maps of Modbus devices, declared as data (one TOML file per device type).
+
+A farm file names a map (``options.register_map = "<name>"``); ``find_register_map`` looks it up
+beside the farm file first (``<farm dir>/register_maps/<name>.toml``: a map of your own, or a
+changed copy of a shipped one), then among the maps shipped with farmwatch (package data in
+``farmwatch_shared/farm/shipped_maps/``, read through ``importlib.resources``).
+"""
 
 from __future__ import annotations
 
+import re
 import tomllib
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-MAP_DIR = Path(__file__).resolve().parents[2] / "firmware_configs" / "register_maps"
+SHIPPED_MAPS: Traversable = resources.files("farmwatch_shared.farm") / "shipped_maps"
+"""The register maps shipped with farmwatch (package data)."""
+BESIDE_FARM_FILE = "register_maps"
+"""Folder next to the farm file searched first: ``<farm dir>/register_maps/<name>.toml``."""
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
 
 
@@ -49,7 +62,8 @@ class DeviceInfo(_Frozen):
 
 
 class RegisterMap(_Frozen):
-    """A device type's register map (``firmware_configs/register_maps/<name>.toml``)."""
+    """A device type's register map (``register_maps/<name>.toml`` beside the farm file, or a
+    shipped one)."""
 
     device: DeviceInfo
     """Which device type this map describes."""
@@ -57,9 +71,43 @@ class RegisterMap(_Frozen):
     """The device's values by point name (what a sensor's ``source.point`` names)."""
 
 
-def load_register_map(path: Path) -> RegisterMap:
+def load_register_map(path: Path | Traversable) -> RegisterMap:
     """Read and validate one register map file; ValueError with the reason if it is wrong."""
     try:
         return RegisterMap.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
     except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
         raise ValueError(f"register map {path}: {exc}") from None
+
+
+def shipped_register_maps() -> list[str]:
+    """Names of the register maps shipped with farmwatch, sorted."""
+    return sorted(
+        entry.name.removesuffix(".toml")
+        for entry in SHIPPED_MAPS.iterdir()
+        if entry.is_file() and entry.name.endswith(".toml")
+    )
+
+
+def register_map_file(name: str, farm_dir: Path | None) -> Path | Traversable:
+    """Where the map ``name`` is: beside the farm file (``farm_dir``, when known) first, then
+    among the shipped maps; ValueError naming both places when it is in neither."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"register map {name!r}: not a map name (letters, digits, - and _)")
+    filename = f"{name}.toml"
+    if farm_dir is not None:
+        beside = farm_dir / BESIDE_FARM_FILE / filename
+        if beside.is_file():
+            return beside
+    shipped = SHIPPED_MAPS / filename
+    if shipped.is_file():
+        return shipped
+    where = f"{farm_dir / BESIDE_FARM_FILE}/ nor in " if farm_dir is not None else ""
+    raise ValueError(
+        f"register map {name!r}: no {filename} in {where}the shipped maps "
+        f"({', '.join(shipped_register_maps())})"
+    )
+
+
+def find_register_map(name: str, farm_dir: Path | None) -> RegisterMap:
+    """The register map ``name``, looked up as ``register_map_file`` says, read and validated."""
+    return load_register_map(register_map_file(name, farm_dir))

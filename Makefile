@@ -40,6 +40,7 @@ lint: setup test-deps
 	$(VENV)/bin/ruff check $(CODE) tests benchmarks
 	$(VENV)/bin/ruff format --check $(CODE) tests benchmarks
 	$(VENV)/bin/mypy --strict $(CODE)
+	$(VENV)/bin/lint-imports
 
 # All of it, including tests/test_install.py (marker "system"): the wheel built and installed
 # non-editable in a fresh virtualenv, --check-config of every shipped farm run from there.

@@ -9,7 +9,7 @@ SHELL_SCRIPTS := $(wildcard deploy/*.sh deploy/*/*.sh scripts/*.sh) .ci/run
 # In development the farm directory is the repository's (installed: /etc/farmwatch/farms).
 FARMS := firmware_configs
 
-.PHONY: setup system-deps test-deps venv test test-install lint dashboards demo bench clean
+.PHONY: setup system-deps test-deps venv test test-unit test-install lint dashboards demo bench clean
 
 setup: system-deps venv
 
@@ -42,14 +42,19 @@ lint: setup test-deps
 	$(VENV)/bin/mypy --strict $(CODE)
 	$(VENV)/bin/lint-imports
 
-# All of it, including tests/test_install.py (marker "system"): the wheel built and installed
-# non-editable in a fresh virtualenv, --check-config of every shipped farm run from there.
+# All of it: the lanes tests/unit (no process), tests/integration (real servers, ptys) and
+# tests/system (the demo; the wheel built and installed non-editable in a fresh virtualenv,
+# --check-config of every shipped farm run from there).
 test: lint $(GRAFANA_VENV)/.installed
-	$(GRAFANA_VENV)/bin/pytest tests/test_grafana_push.py
-	$(VENV)/bin/pytest --ignore=tests/test_grafana_push.py
+	$(GRAFANA_VENV)/bin/pytest tests/integration/test_grafana_push.py
+	$(VENV)/bin/pytest --ignore=tests/integration/test_grafana_push.py
+
+# The fast lane (no server, no pty, no process): for every edit.
+test-unit: venv
+	$(VENV)/bin/pytest -q tests/unit
 
 test-install: setup
-	$(VENV)/bin/pytest -m system
+	$(VENV)/bin/pytest tests/system/test_install.py
 
 dashboards: setup
 	$(PY) -m dashboards.build --farms $(FARMS)

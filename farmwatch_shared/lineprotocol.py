@@ -6,7 +6,7 @@ point, so redelivery never duplicates.
 
 The output is byte for byte what ``influxdb_client``'s ``Point.to_line_protocol()`` produces for
 the same point (tags and fields sorted by key, whole floats without ``.0``, non-finite floats
-left out); ``tests/test_lineprotocol_property.py`` checks it on random input. Formatting here
+left out); ``tests/unit/test_lineprotocol_property.py`` checks it on random input. Formatting here
 costs well under a microsecond per point, against several for ``Point``.
 """
 

@@ -123,7 +123,7 @@ HEADER = (
 INTRO = """\
 <!-- Generado desde los modelos / generated from the models:
      python -m farmwatch_shared.farm.reference
-     No editar a mano / do not edit by hand (tests/test_farm_reference.py checks it). -->
+     No editar a mano / do not edit by hand (tests/unit/test_farm_reference.py checks it). -->
 # El archivo de granja / The farm file (`<farm>.toml`)
 
 Un archivo TOML por granja describe lo que hay en ella: agentes, microcontroladores, sensores,

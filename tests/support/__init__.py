@@ -1,0 +1,1 @@
+"""Helpers shared by the test lanes (fixtures are in the lanes' conftest.py files)."""

@@ -1,0 +1,179 @@
+"""Shared pieces of the alerting tests: the GSM modem emulator on a pty, a Twilio-shaped HTTP
+server that records requests, and an alert service running on a thread. The two fixtures are
+registered by ``tests/integration/conftest.py``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from collector.alerts.channels import SmsChannel
+from collector.alerts.http_gateway import TwilioGateway
+from collector.alerts.modem import GsmModem
+from collector.alerts.service import AlertService, ServiceTiming
+from farmwatch_emulators.gsm_modem import GsmModemEmulator
+from farmwatch_emulators.pty_link import PtyLink
+from farmwatch_local.services import free_port
+from farmwatch_shared.clock import Clock
+from farmwatch_shared.farm.model import FarmConfig
+from farmwatch_shared.influx import PointWriter
+from farmwatch_shared.mqtt import MqttEndpoint
+from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.serial_port import pyserial_factory
+from support.paths import ALERTS_USER
+from support.servers import Broker
+
+ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
+AUTH_TOKEN = "test-token-not-secret"
+
+
+@pytest.fixture
+def modem_emulator() -> Iterator[GsmModemEmulator]:
+    """A GSM modem emulator serving a pty."""
+    link = PtyLink()
+    emulator = GsmModemEmulator(link)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+    link.close()
+
+
+def modem_client(emulator: GsmModemEmulator, timeout_s: float = 1.0) -> GsmModem:
+    """The real modem channel opening the emulator's tty with pyserial."""
+    return GsmModem(
+        pyserial_factory(emulator.link.path, 115200, 0.02),
+        command_timeout_s=timeout_s,
+        send_timeout_s=timeout_s * 2,
+    )
+
+
+@dataclass
+class RecordedRequest:
+    """One request the fake gateway received."""
+
+    path: str
+    form: dict[str, str]
+    auth: str
+
+
+@dataclass
+class FakeGateway:
+    """A local HTTP server answering like Twilio's Messages resource."""
+
+    port: int
+    requests: list[RecordedRequest] = field(default_factory=list)
+    status: int = 201
+    """Answer with this status (set 503 to simulate an outage)."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def channel(self) -> TwilioGateway:
+        return TwilioGateway(self.url, ACCOUNT_SID, SecretStr(AUTH_TOKEN), "+15005550006", 2.0)
+
+
+@pytest.fixture
+def gateway() -> Iterator[FakeGateway]:
+    """A recording Twilio-shaped HTTP server on a free loopback port."""
+    fake = FakeGateway(free_port())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length).decode()
+            form = {k: v[0] for k, v in urllib.parse.parse_qs(body).items()}
+            auth = base64.b64decode(self.headers.get("Authorization", "Basic ")[6:]).decode()
+            status = fake.status
+            if status == 201:
+                fake.requests.append(RecordedRequest(self.path, form, auth))
+                answer = {"sid": f"SM{len(fake.requests):032d}", "status": "queued"}
+            else:
+                answer = {"code": 20500, "message": "unavailable", "status": status}
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", fake.port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+@dataclass
+class RunningAlerts:
+    """An alert service on a thread."""
+
+    service: AlertService
+    stop_event: threading.Event
+    thread: threading.Thread
+    problems: ProblemLog
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def start_alerts(
+    broker: Broker,
+    farms: dict[str, FarmConfig],
+    state_db: Path,
+    clock: Clock,
+    *,
+    modem: GsmModem | None = None,
+    extra_channels: list[SmsChannel] | None = None,
+    history_writer: PointWriter | None = None,
+    holder: str = "test",
+    wait_leader: bool = True,
+) -> RunningAlerts:
+    """Run the alerting service against the test broker (as the collector's broker user)."""
+    problems = ProblemLog(logging.getLogger("test.alerts.problems"))
+    channels: list[SmsChannel] = [modem] if modem is not None else []
+    channels += extra_channels or []
+    service = AlertService(
+        farms=farms,
+        state_db=state_db,
+        endpoint=MqttEndpoint(
+            host="127.0.0.1",
+            port=broker.port,
+            client_id="farmwatch-alerts",
+            username=ALERTS_USER,
+            password=SecretStr(broker.passwords[ALERTS_USER]),
+        ),
+        channels=channels,
+        clock=clock,
+        problems=problems,
+        modem=modem,
+        history_writer=history_writer,
+        holder=holder,
+        lease_ttl_s=3.0,
+        retry_initial_s=5.0,
+        timing=ServiceTiming(tick_s=0.05, idle_s=0.005, inbox_poll_s=0.05, export_s=0.2),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    thread.start()
+    if wait_leader:
+        assert service.leader.wait(10), "alert service did not take the lease"
+        assert service.session.wait_connected(10), "alert service did not connect"
+        assert service.subscribed.wait(10), "alert service did not subscribe"
+    return RunningAlerts(service, stop, thread, problems)

@@ -1,0 +1,206 @@
+"""The farmwatch wheel, installed NON-editable in a fresh virtualenv, works on its own.
+
+What ``deploy/install-*.sh`` do (``pip install <checkout>``), from a copy of the checkout: every
+agent of every shipped farm passes ``farmwatch-edge --check-config`` (register maps found as
+package data, or beside the farm file), ``farmwatch-collector`` and ``farmwatch-alerts
+--check-config`` load the farm directory, ``farmwatch-grafana-push --check-config`` loads the
+shipped dashboards without grafana-client, and the emulators and local servers are not in it.
+System lane (marker ``system``, ``make test-install``): one build and install per session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support.paths import FARM_FILES, REPO
+
+from farmwatch_shared.farm.directory import load_farm_dir
+
+SHIPPED_FARMS = load_farm_dir(FARM_FILES)
+AGENTS = [(farm, agent.id) for farm, config in SHIPPED_FARMS.items() for agent in config.agents]
+
+
+@dataclass(frozen=True)
+class Install:
+    """The built wheel and the virtualenv it is installed in."""
+
+    wheel: Path
+    venv: Path
+    home: Path
+    """A scratch directory outside the repository: the working directory of every run."""
+
+    def run(self, command: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """``<venv>/bin/<command> args`` with only ``env`` as farmwatch settings."""
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("FARMWATCH_", "PYTHON"))}
+        return subprocess.run(
+            [str(self.venv / "bin" / command), *args],
+            env={**clean, **env},
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+def _copy_checkout(destination: Path) -> None:
+    """The files of the checkout (tracked, and new ones not ignored), like a copy on a Pi:
+    no build/, egg-info or virtualenvs that could leak into the wheel."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Install:
+    """Build the wheel (``pip wheel --no-deps``) from a copy of the checkout and install it,
+    non-editable, in a fresh virtualenv; pip resolves the dependencies."""
+    root = tmp_path_factory.mktemp("install")
+    source = root / "checkout"
+    _copy_checkout(source)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--quiet", "-w", str(root / "dist"), str(source)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = (root / "dist").glob("farmwatch-*.whl")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [*pip, "--python", str(venv / "bin" / "python"), "install", "--quiet", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    home = root / "home"
+    home.mkdir()
+    return Install(wheel, venv, home)
+
+
+@pytest.fixture(scope="session")
+def farm_dir(installed: Install) -> Path:
+    """The shipped farm files copied where the install scripts put them."""
+    directory = installed.home / "etc" / "farmwatch" / "farms"
+    directory.mkdir(parents=True)
+    for path in FARM_FILES.glob("*.toml"):
+        shutil.copy(path, directory)
+    return directory
+
+
+def test_the_wheel_ships_its_data_and_no_development_tools(installed: Install) -> None:
+    names = zipfile.ZipFile(installed.wheel).namelist()
+    top = {name.split("/")[0] for name in names if not name.startswith("farmwatch-")}
+    assert top == {"collector", "dashboards", "edge", "farmwatch_shared"}
+    for data in (
+        "farmwatch_shared/farm/shipped_maps/soil-th-rs485.toml",
+        "farmwatch_shared/farm/shipped_maps/level-rs485-hydrostatic.toml",
+        "dashboards/generated/farmwatch-water.json",
+        "dashboards/generated/farmwatch-soil-rain.json",
+        "dashboards/generated/farmwatch-fleet.json",
+    ):
+        assert data in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    scripts = zipfile.ZipFile(installed.wheel).read(entry_points).decode()
+    assert "farmwatch-edge" in scripts and "farmwatch-demo" not in scripts
+    assert "farmwatch-emulator" not in scripts
+    where = installed.run(
+        "python", "-c", "import edge, farmwatch_shared.farm; print(edge.__file__)"
+    )
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.startswith(str(installed.venv))  # the install, not the checkout
+    for absent in ("farmwatch_emulators", "farmwatch_local", "grafana_client"):
+        assert installed.run("python", "-c", f"import {absent}").returncode == 1, absent
+
+
+@pytest.mark.parametrize(("farm", "agent"), AGENTS)
+def test_edge_check_config_passes_for_every_agent_of_every_shipped_farm(
+    installed: Install, farm_dir: Path, farm: str, agent: str
+) -> None:
+    result = installed.run(
+        "farmwatch-edge",
+        "--check-config",
+        "--agent-id",
+        agent,
+        FARMWATCH_EDGE_FARM_FILE=str(farm_dir / f"{farm}.toml"),
+    )
+    assert result.returncode == 0, result.stderr
+    buses = len(SHIPPED_FARMS[farm].buses_of(agent))
+    assert f"farm {farm}, agent {agent}" in result.stdout
+    assert f"{buses} field buses" in result.stdout
+
+
+def test_collector_and_alerts_check_config_load_the_farm_directory(
+    installed: Install, farm_dir: Path
+) -> None:
+    collector = installed.run(
+        "farmwatch-collector", "--check-config", FARMWATCH_COLLECTOR_FARM_DIR=str(farm_dir)
+    )
+    assert collector.returncode == 0, collector.stderr
+    assert f"{len(SHIPPED_FARMS)} farms in {farm_dir}: {', '.join(SHIPPED_FARMS)}" in (
+        collector.stdout
+    )
+    alerts = installed.run(
+        "farmwatch-alerts",
+        "--check-config",
+        FARMWATCH_ALERTS_FARM_DIR=str(farm_dir),
+        FARMWATCH_ALERTS_MODEM_PORT="/dev/ttyUSB9",
+    )
+    assert alerts.returncode == 0, alerts.stderr
+    for farm in SHIPPED_FARMS:
+        assert f"  {farm}: " in alerts.stdout
+    empty = installed.home / "empty"
+    empty.mkdir(exist_ok=True)
+    refused = installed.run(
+        "farmwatch-collector", "--check-config", FARMWATCH_COLLECTOR_FARM_DIR=str(empty)
+    )
+    assert refused.returncode == 2 and "no farm files" in refused.stderr
+
+
+def test_grafana_push_loads_the_shipped_dashboards_without_grafana_client(
+    installed: Install,
+) -> None:
+    result = installed.run(
+        "farmwatch-grafana-push", "--check-config", FARMWATCH_GRAFANA_TOKEN="not-used"
+    )
+    assert result.returncode == 0, result.stderr
+    shipped = sorted(p.stem for p in (REPO / "dashboards" / "generated").glob("*.json"))
+    assert f"dashboards: {', '.join(shipped)}" in result.stdout
+
+
+def test_a_register_map_beside_the_installed_farm_file_is_found(installed: Install) -> None:
+    directory = installed.home / "own-map" / "farms"
+    (directory / "register_maps").mkdir(parents=True)
+    text = (FARM_FILES / "chis-frailesca.toml").read_text(encoding="utf-8")
+    assert 'register_map = "level-rs485-hydrostatic"' in text
+    farm_file = directory / "chis-frailesca.toml"
+    farm_file.write_text(text.replace("level-rs485-hydrostatic", "my-level-probe"))
+    own_map = directory / "register_maps" / "my-level-probe.toml"
+    shutil.copy(
+        REPO / "farmwatch_shared" / "farm" / "shipped_maps" / "level-rs485-hydrostatic.toml",
+        own_map,
+    )
+    found = installed.run(
+        "farmwatch-edge", "--check-config", FARMWATCH_EDGE_FARM_FILE=str(farm_file)
+    )
+    assert found.returncode == 0, found.stderr
+    own_map.unlink()
+    missing = installed.run(
+        "farmwatch-edge", "--check-config", FARMWATCH_EDGE_FARM_FILE=str(farm_file)
+    )
+    assert missing.returncode == 2
+    assert "my-level-probe" in missing.stderr and str(directory / "register_maps") in missing.stderr

@@ -328,7 +328,8 @@ def test_panel_values_match_the_readings(filled: Filled) -> None:
             f'"raw"."water_level" WHERE "farm" = \'{farm}\' AND "sensor" = \'{sensor}\''
         )
         used = litres["first"] - litres["last"]
-        assert used > 0 and values[-1]["days"] == pytest.approx(litres["last"] / used)
+        assert used > 0
+        assert values[-1]["days"] == pytest.approx(litres["last"] / used)
     alerts = panel(water, "Alertas activas")
     rows = run_target(filled, water, alerts, alerts["targets"][0], None)
     # the latest event of each rule, with its state for the panel's "firing" filter
@@ -340,4 +341,5 @@ def test_panel_values_match_the_readings(filled: Filled) -> None:
     target = next(t for t in refill["targets"] if t["refId"] == "B")
     rows = run_target(filled, soil_rain, refill, target, None)
     tanks = {n for n in rows if "/tank" in n}
-    assert tanks == TANKS and all(any(v["sum"] > 0 for v in rows[n]) for n in tanks)
+    assert tanks == TANKS
+    assert all(any(v["sum"] > 0 for v in rows[n]) for n in tanks)

@@ -77,7 +77,8 @@ def test_agent_status_is_retained_and_reaches_influx(
             lambda: influx.query("SELECT online, version FROM agent_status GROUP BY farm, agent"),
             what="status point",
         )
-        assert rows[0]["farm"] == "oax-istmo" and rows[0]["online"] is True
+        assert rows[0]["farm"] == "oax-istmo"
+        assert rows[0]["online"] is True
     finally:
         agent.stop()
     wait_for(

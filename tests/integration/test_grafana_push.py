@@ -146,7 +146,8 @@ def test_push_creates_folder_datasource_and_dashboards(
         "items": [{"role": "Viewer", "permission": 1}, {"role": "Editor", "permission": 1}]
     }
     datasource = fake.datasources[DATASOURCE_UID]
-    assert datasource["type"] == "influxdb" and datasource["access"] == "proxy"
+    assert datasource["type"] == "influxdb"
+    assert datasource["access"] == "proxy"
     assert datasource["url"] == "http://influxdb:18086"
     assert datasource["jsonData"]["version"] == "InfluxQL"  # not Flux
     assert datasource["jsonData"]["dbName"] == "farmwatch"
@@ -158,7 +159,8 @@ def test_push_creates_folder_datasource_and_dashboards(
         assert body["folderUid"] == "farmwatch"
         assert {**body["dashboard"], "id": None} == {**generated[uid], "id": None}
     out = capsys.readouterr()
-    assert TOKEN not in out.out + out.err and INFLUX_PASSWORD not in out.out + out.err
+    assert TOKEN not in out.out + out.err
+    assert INFLUX_PASSWORD not in out.out + out.err
     assert "created" in out.out
 
 
@@ -181,7 +183,8 @@ def test_refused_request_is_reported_without_secrets(
     push_env.reject_with = 403
     assert main([]) == 1
     err = capsys.readouterr().err
-    assert "403" in err and TOKEN not in err
+    assert "403" in err
+    assert TOKEN not in err
 
 
 def test_missing_token_is_a_configuration_error(
@@ -217,7 +220,8 @@ def test_influxdb_writers_still_work_with_grafana_client_installed(
             return [json.loads(line) for line in r.read().decode().splitlines() if line]
 
     (series,) = wait_for(exported, what=f"point in VictoriaMetrics (urllib3 {flavour})")
-    assert series["values"] == [42.5] and series["timestamps"] == [now]
+    assert series["values"] == [42.5]
+    assert series["timestamps"] == [now]
     assert series["metric"]["farm"] == "oax-mixteca"
 
     v1 = InfluxV1Writer(influx.url, influx.database)

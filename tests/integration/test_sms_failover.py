@@ -71,7 +71,8 @@ def test_both_failing_keeps_the_message_until_a_channel_returns(
     assert dispatcher.send_due() == 0
     (row,) = store.sms_log()
     assert (row["state"], row["attempts"]) == ("pending", 1)
-    assert "no_network" in str(row["last_error"]) and "gateway_http_503" in str(row["last_error"])
+    assert "no_network" in str(row["last_error"])
+    assert "gateway_http_503" in str(row["last_error"])
     clock.now += 29_000
     assert dispatcher.send_due() == 0  # not due before the backoff delay
     assert store.sms_log()[0]["attempts"] == 1

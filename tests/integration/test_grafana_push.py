@@ -51,6 +51,17 @@ class FakeGrafana:
         if method != "GET" and headers.get("Content-Type", "").split(";")[0] != "application/json":
             self.problems.append(f"{method} {path}: not JSON")
         parts = path.split("?")[0].strip("/").split("/")
+        answer = (
+            self._folder(method, parts, body)
+            or self._datasource(method, parts, body)
+            or self._dashboard(method, parts, body)
+        )
+        if answer is not None:
+            return answer
+        self.problems.append(f"unexpected {method} {path}")
+        return 404, {"message": "not found"}
+
+    def _folder(self, method: str, parts: list[str], body: Any) -> tuple[int, Any] | None:
         match method, parts:
             case "GET", ["api", "folders", uid]:
                 return (200, {"uid": uid}) if uid in self.folders else (404, {"message": "nf"})
@@ -64,6 +75,10 @@ class FakeGrafana:
             case "POST", ["api", "folders", uid, "permissions"]:
                 self.permissions[uid] = body
                 return 200, {"message": "Folder permissions updated"}
+        return None
+
+    def _datasource(self, method: str, parts: list[str], body: Any) -> tuple[int, Any] | None:
+        match method, parts:
             case "GET", ["api", "datasources", "uid", uid]:
                 if uid in self.datasources:
                     return 200, self.datasources[uid]
@@ -74,16 +89,18 @@ class FakeGrafana:
             case "PUT", ["api", "datasources", "uid", uid]:
                 self.datasources[uid] = body
                 return 200, {"datasource": body}
-            case "POST", ["api", "dashboards", "db"]:
-                dashboard = body["dashboard"]
-                if body.get("overwrite") is not True or dashboard.get("id") is not None:
-                    self.problems.append(f"dashboard {dashboard.get('uid')}: {body.keys()}")
-                if body.get("folderUid") not in self.folders:
-                    self.problems.append(f"dashboard into unknown folder {body.get('folderUid')}")
-                self.dashboards[dashboard["uid"]] = body
-                return 200, {"status": "success", "uid": dashboard["uid"]}
-        self.problems.append(f"unexpected {method} {path}")
-        return 404, {"message": "not found"}
+        return None
+
+    def _dashboard(self, method: str, parts: list[str], body: Any) -> tuple[int, Any] | None:
+        if (method, parts) != ("POST", ["api", "dashboards", "db"]):
+            return None
+        dashboard = body["dashboard"]
+        if body.get("overwrite") is not True or dashboard.get("id") is not None:
+            self.problems.append(f"dashboard {dashboard.get('uid')}: {body.keys()}")
+        if body.get("folderUid") not in self.folders:
+            self.problems.append(f"dashboard into unknown folder {body.get('folderUid')}")
+        self.dashboards[dashboard["uid"]] = body
+        return 200, {"status": "success", "uid": dashboard["uid"]}
 
 
 @pytest.fixture

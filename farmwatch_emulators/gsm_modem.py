@@ -104,6 +104,17 @@ def decode_submit(pdu_hex: str) -> tuple[str, str, int, tuple[int, int, int] | N
     return to, "".join(chars), dcs, concat
 
 
+def _submitted(pdu: str, length: int) -> tuple[str, str, int, tuple[int, int, int] | None] | None:
+    """``decode_submit(pdu)``, or None if ``pdu`` is not an SMS-SUBMIT of ``length`` octets
+    (without its SMSC part, as AT+CMGS announces it)."""
+    try:
+        smsc_len = int(pdu[:2], 16)
+        decoded = decode_submit(pdu)
+    except (ValueError, IndexError):
+        return None
+    return decoded if len(pdu) // 2 - 1 - smsc_len == length else None
+
+
 @dataclass
 class _Stored:
     pdu: str
@@ -316,14 +327,11 @@ class GsmModemEmulator:
         if not self.registered:
             self._reply("\r\n+CMS ERROR: 331\r\n")  # no network service
             return
-        try:
-            smsc_len = int(pdu[:2], 16)
-            if len(pdu) // 2 - 1 - smsc_len != length:
-                raise ValueError(f"length {length} does not match the PDU")
-            to, text, dcs, concat = decode_submit(pdu)
-        except (ValueError, IndexError):
+        submitted = _submitted(pdu, length)
+        if submitted is None:
             self._reply("\r\n+CMS ERROR: 304\r\n")
             return
+        to, text, dcs, concat = submitted
         part = ReceivedPart(to, text, dcs, pdu, concat, at)
         self.parts.append(part)
         mr = self._next_mr

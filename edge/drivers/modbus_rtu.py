@@ -183,8 +183,8 @@ def _check(bus: BusConfig, points_by_address: Mapping[str, Sequence[str]]) -> No
         if not 1 <= unit <= 247:
             raise ValueError(f"bus {bus.id}: Modbus address {unit} outside 1–247")
         name = device.options.get("register_map")
-        if not isinstance(name, str):
-            raise ValueError(f"bus {bus.id} device {unit}: set options.register_map")
+        if not isinstance(name, str):  # a farm-file mistake: the ValueError --check-config reports
+            raise ValueError(f"bus {bus.id} device {unit}: set options.register_map")  # noqa: TRY004
         register_map = find_register_map(name, bus.farm_dir)
         for point in points_by_address.get(str(device.address), ()):
             if point not in register_map.fields:

@@ -87,7 +87,7 @@ def test_invalid_messages_go_to_the_dead_letter_topic_with_a_reason_while_valid_
 
     try:
         publish(farm, topic, b"{not json")
-        publish(farm, topic, encode_batch(batch("oax-mixteca", range(0, 3))))
+        publish(farm, topic, encode_batch(batch("oax-mixteca", range(3))))
         publish(farm, topic, json.dumps({"v": 1, "farm": "oax-mixteca"}).encode())
         publish(farm, topic, encode_batch(batch("oax-mixteca", range(3, 6)), compress=True))
         publish(

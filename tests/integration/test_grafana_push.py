@@ -120,7 +120,7 @@ def grafana() -> Iterator[tuple[FakeGrafana, str]]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = _serve
+        do_GET = do_POST = do_PUT = _serve  # noqa: N815 (http.server's handler names)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -46,6 +46,7 @@ class Install:
             capture_output=True,
             text=True,
             timeout=120,
+            check=False,  # the callers read the return code
         )
 
 

@@ -139,6 +139,7 @@ class GsmModemEmulator:
     """Every command line received (for assertions on what the client did)."""
 
     def __post_init__(self) -> None:
+        """Power-on state: echo on, text mode, no notifications, empty SIM storage."""
         self._lock = threading.RLock()
         self._buffer = b""
         self._echo = True

@@ -71,17 +71,21 @@ PacketTrace = Callable[[bool, bytes], bytes]
 class ModbusClient(Protocol):
     """What the driver needs of a pymodbus sync client."""
 
-    def connect(self) -> bool: ...
+    def connect(self) -> bool:
+        """Open the serial port; False if it cannot be opened."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the serial port."""
 
     def read_holding_registers(
         self, address: int, *, count: int = 1, device_id: int = 1
-    ) -> ModbusPDU: ...
+    ) -> ModbusPDU:
+        """Function 3: ``count`` holding registers from ``address`` of unit ``device_id``."""
 
     def read_input_registers(
         self, address: int, *, count: int = 1, device_id: int = 1
-    ) -> ModbusPDU: ...
+    ) -> ModbusPDU:
+        """Function 4: ``count`` input registers from ``address`` of unit ``device_id``."""
 
 
 class ModbusRtuDriver:

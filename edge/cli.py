@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level)
     stop = stop_on_signals()
     clock = SystemClock()
-    problems = ProblemLog(logging.getLogger("farmwatch.edge.problems"))
+    problems = ProblemLog(logging.getLogger("farmwatch.edge.problems"), monotonic=clock.monotonic)
     outbox = Outbox(settings.outbox_path, settings.outbox_max_readings)
     guard = ClockGuard(clock, ntp_sync_probe if settings.clock_check == "ntp" else None)
     boot_id = current_boot_id()

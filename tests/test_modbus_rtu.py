@@ -298,7 +298,7 @@ def test_an_exception_response_is_reported_at_once_not_retried(
         fields={"nothing": RegisterField(address=0x50, type="uint16")},
     )
     driver = ModbusRtuDriver(
-        bus_config, pymodbus_client_factory(bus_config), {"odd": odd_map}, problems
+        bus_config, pymodbus_client_factory(bus_config), {"odd": odd_map}, problems, StepClock()
     )
     device = bus_config.devices[0].model_copy(update={"options": {"register_map": "odd"}})
     try:

@@ -22,9 +22,9 @@ from farmwatch_shared.contract import AgentStatus, encode_status, status_topic
 from farmwatch_shared.farm.model import SensorConfig
 from farmwatch_shared.mqtt import MqttEndpoint, MqttSession, Will
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.version import VERSION
 
 log = logging.getLogger(__name__)
-VERSION = "0.1.0"
 
 
 class EdgeAgent:

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from harness import edge_committer
 
 from edge.drivers.base import DriverError, RawSample
 from edge.drivers.crc import crc16_a001, modbus_frame_ok
@@ -206,7 +207,7 @@ def test_poller_commits_calibrated_readings_and_survives_crc_errors_and_a_silent
     config = farm(bus.agent_path, retries=2)
     clock = StepClock()
     outbox = Outbox(tmp_path / "outbox.db", 1000)
-    sink = OutboxSink(config.sensors, outbox, clock, problems)
+    sink = OutboxSink(config.sensors, edge_committer(outbox, clock, problems))
     (poller,) = build_pollers(config, "pi-1", sink, clock, problems)
     try:
         poller.poll_due()
@@ -358,7 +359,8 @@ def test_bus_readings_taken_with_an_untrusted_clock_are_flagged_and_re_timed(
     clock = StepClock()
     outbox = Outbox(tmp_path / "outbox.db", 100)
     trusted = [False]
-    sink = OutboxSink(config.sensors, outbox, clock, problems, None, lambda: trusted[0], "boot-a")
+    committer = edge_committer(outbox, clock, problems, None, lambda: trusted[0], "boot-a")
+    sink = OutboxSink(config.sensors, committer)
     driver = RecordingDriver()
     driver.clock = clock
     poller = BusPoller(config.buses[0], driver, config.sensors, sink, clock, problems)

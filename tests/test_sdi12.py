@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from harness import edge_committer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -213,9 +214,8 @@ def test_poller_commits_sdi12_values_through_calibration(
     )
     clock = SystemClock()
     outbox = Outbox(tmp_path / "outbox.db", 100)
-    (poller,) = build_pollers(
-        farm, "pi-1", OutboxSink(farm.sensors, outbox, clock, problems), clock, problems
-    )
+    sink = OutboxSink(farm.sensors, edge_committer(outbox, clock, problems))
+    (poller,) = build_pollers(farm, "pi-1", sink, clock, problems)
     try:
         poller.poll_due()
     finally:

@@ -79,7 +79,8 @@ class StateUpdate:
 
 # The sensor_state table keeps the key/value rows of earlier releases, so the outboxes on the
 # farms keep their state across an upgrade (and a downgrade): these keys are used here only.
-_MCU_BOOT, _MCU_SEQ = "mcu.boot", "mcu.seq"
+_MCU = "mcu"
+_MCU_BOOT, _MCU_SEQ = f"{_MCU}.boot", f"{_MCU}.seq"
 
 
 @functools.cache
@@ -241,13 +242,7 @@ class Outbox:
 
     def sensor_state(self, sensor_id: str) -> SensorState:
         """What is kept for ``sensor_id`` between readings (empty before its first one)."""
-        # one index range scan: the sensor's keys are exactly those starting "<sensor_id>."
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT key, value FROM sensor_state WHERE key > ? AND key < ?",
-                (f"{sensor_id}.", f"{sensor_id}/"),
-            ).fetchall()
-        stored = dict(rows)
+        stored = self._kept(sensor_id)
         last_ts, counter, counter_ts, counter_boot = (
             stored.get(k) for k in _sensor_keys(sensor_id)
         )
@@ -259,14 +254,18 @@ class Outbox:
 
     def mcu_position(self) -> McuPosition:
         """The microcontroller stream's position as last committed."""
-        with self._lock:
-            stored = dict(
-                self._db.execute(
-                    "SELECT key, value FROM sensor_state WHERE key IN (?, ?)", (_MCU_BOOT, _MCU_SEQ)
-                ).fetchall()
-            )
+        stored = self._kept(_MCU)
         boot, seq = stored.get(_MCU_BOOT), stored.get(_MCU_SEQ)
         return McuPosition(None if boot is None else int(boot), -1 if seq is None else int(seq))
+
+    def _kept(self, owner: str) -> dict[str, float]:
+        """The sensor_state rows of ``owner`` (keys "<owner>.…"), in one index range scan."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM sensor_state WHERE key > ? AND key < ?",
+                (f"{owner}.", f"{owner}/"),  # "/" is the byte after "."
+            ).fetchall()
+        return dict(rows)
 
     def set_mcu_position(self, position: McuPosition) -> None:
         """Move the stream position without a reading (a new boot, samples it overwrote)."""

@@ -31,9 +31,9 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
+from benchmarks.edge import shipped_agent
 from collector.alerts.modem import GsmModem
 from collector.alerts.service import AlertService
-from edge.agent import EdgeAgent
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
@@ -152,17 +152,14 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
         source = SerialLineSource(
             pyserial_factory(link.path, 9600), problems, name=link.path, greeting=SYNC_LINE
         )
-        agent = EdgeAgent(
-            farm=FARM,
-            agent="pi-1",
-            sensors=config.sensors_of("pi-1"),
-            outbox=outbox,
-            source=source,
-            endpoint=MqttEndpoint(
-                "127.0.0.1", broker.port, "bench-edge", FARM, SecretStr(passwords[FARM])
-            ),
-            clock=clock,
-            problems=problems,
+        agent = shipped_agent(
+            config,
+            "pi-1",
+            outbox,
+            source,
+            MqttEndpoint("127.0.0.1", broker.port, "bench-edge", FARM, SecretStr(passwords[FARM])),
+            clock,
+            problems,
             batch_max_age_s=batch_age_s,
         )
         agent_stop = threading.Event()

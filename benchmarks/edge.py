@@ -20,23 +20,28 @@ from pydantic import SecretStr
 
 from benchmarks.common import COLLECTOR_USER, FARM_FILES, Stack, close, subscribe, wait_until
 from edge.agent import EdgeAgent
+from edge.clock_guard import ClockGuard, current_boot_id
+from edge.committer import ReadingCommitter
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
+from edge.settings import EdgeSettings
 from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import DroughtScenario, raw_for
-from farmwatch_shared.calibration.calibrate import calibrate
-from farmwatch_shared.clock import SystemClock
+from farmwatch_shared.calibration.calibrate import Calibrator, SensorState
+from farmwatch_shared.calibration.curves import CalibrationBook
+from farmwatch_shared.clock import Clock, SystemClock
 from farmwatch_shared.contract import (
     UNITS,
     ContractError,
+    Reading,
     ReadingBatch,
     decode_batch,
     encode_batch,
     readings_topic,
 )
-from farmwatch_shared.farm.model import RainGauge, load_farm_config
+from farmwatch_shared.farm.model import FarmConfig, load_farm_config
 from farmwatch_shared.mcu_protocol import SYNC_LINE
 from farmwatch_shared.mqtt import MqttEndpoint
 from farmwatch_shared.problems import ProblemLog
@@ -187,37 +192,77 @@ def bare_interpreter() -> tuple[float, int]:
 
 
 def fill_outbox(path: Path, days: float = 1.0) -> int:
-    """A simulated day offline: every sensor of the farm's agent each minute, calibrated as the
-    recorder does, committed with ``Outbox.add``. Returns the number of readings."""
+    """A simulated day offline: every sensor of the farm's agent each minute, calibrated by the
+    ``Calibrator`` as the committer does, committed with ``Outbox.add``. Returns the number of
+    readings."""
     farm = load_farm_config(FARM_FILE)
     agent_cfg = farm.agents[0]
     sensors = farm.sensors_of(agent_cfg.id)
     interval_s = agent_cfg.microcontroller.sample_interval_s
     scenario = DroughtScenario()
+    calibrator = Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves))
     outbox = Outbox(path, 2_000_000)
     start_ms = SystemClock().now_ms() - int(days * 86_400_000)
-    counters: dict[str, float] = {}
+    states = {sensor.id: SensorState() for sensor in sensors}
     count = 0
     for step in range(int(days * 86_400 / interval_s)):
         t = step * interval_s
+        ts = start_ms + t * 1000
         for sensor in sensors:
             raw = raw_for(sensor, scenario.state_pct(sensor, t))
-            previous = counters.get(sensor.id) if isinstance(sensor, RainGauge) else None
-            calibrated = calibrate(sensor, raw, previous)
-            if calibrated.counter is not None:
-                counters[sensor.id] = calibrated.counter
-            outbox.add(
+            calibrated = calibrator.calibrate(sensor, raw, ts, states[sensor.id])
+            states[sensor.id] = SensorState(ts, calibrated.counter)
+            volume = calibrated.volume_l
+            reading = Reading(
+                seq=0,
                 sensor=sensor.id,
                 kind=sensor.kind,
-                ts=start_ms + t * 1000,
+                ts=ts,
                 value=round(calibrated.value, 4),
                 unit=UNITS[sensor.kind],
                 raw=raw,
-                volume_l=None if calibrated.volume_l is None else round(calibrated.volume_l, 2),
+                volume_l=None if volume is None else round(volume, 2),
             )
+            outbox.add(reading)
             count += 1
     outbox.close()
     return count
+
+
+def shipped_agent(
+    farm: FarmConfig,
+    agent_id: str,
+    outbox: Outbox,
+    source: SerialLineSource,
+    endpoint: MqttEndpoint,
+    clock: Clock,
+    problems: ProblemLog,
+    batch_max_age_s: float | None = None,
+) -> EdgeAgent:
+    """An in-process EdgeAgent wired as ``farmwatch-edge`` wires it, with the shipped settings
+    (the ``EdgeSettings`` defaults; ``batch_max_age_s`` overrides the batching age)."""
+    shipped = EdgeSettings.model_construct()  # the defaults, no environment
+    guard = ClockGuard(clock)
+    boot_id = current_boot_id()
+    calibrator = Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves))
+    return EdgeAgent(
+        farm=farm.farm.id,
+        agent=agent_id,
+        sensors=farm.sensors_of(agent_id),
+        outbox=outbox,
+        source=source,
+        endpoint=endpoint,
+        clock=clock,
+        problems=problems,
+        committer=ReadingCommitter(outbox, clock, problems, calibrator, guard.trusted, boot_id),
+        clock_guard=guard,
+        boot_id=boot_id,
+        batch_max_readings=shipped.batch_max_readings,
+        batch_max_age_s=shipped.batch_max_age_s if batch_max_age_s is None else batch_max_age_s,
+        compress=shipped.compress,
+        inflight_window=shipped.inflight_window,
+        status_interval_s=shipped.status_interval_s,
+    )
 
 
 @dataclass
@@ -242,23 +287,22 @@ def drain_outbox(stack: Stack, template: Path, workdir: Path) -> DrainRun:
     backlog = outbox.backlog()
     link = PtyLink()  # an idle microcontroller: nothing new is recorded during the drain
     problems = ProblemLog(logging.getLogger("bench.edge.problems"))
-    agent = EdgeAgent(
-        farm=FARM,
-        agent=agent_cfg.id,
-        sensors=farm.sensors_of(agent_cfg.id),
-        outbox=outbox,
-        source=SerialLineSource(
+    agent = shipped_agent(
+        farm,
+        agent_cfg.id,
+        outbox,
+        SerialLineSource(
             pyserial_factory(link.path, 9600), problems, name=link.path, greeting=SYNC_LINE
         ),
-        endpoint=MqttEndpoint(
+        MqttEndpoint(
             host="127.0.0.1",
             port=stack.broker.port,
             client_id=f"bench-edge-{secrets.token_hex(3)}",
             username=FARM,
             password=SecretStr(stack.passwords[FARM]),
         ),
-        clock=SystemClock(),
-        problems=problems,
+        SystemClock(),
+        problems,
     )
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,))

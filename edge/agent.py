@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import paho.mqtt.client as paho
 
-from edge.clock_guard import ClockGuard, current_boot_id
+from edge.clock_guard import ClockGuard
 from edge.committer import ReadingCommitter
 from edge.drivers.poller import BusPoller, start_pollers
-from edge.mcu_link import ReadingRecorder
+from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.uplink import AckQueue, Uplink
@@ -22,9 +22,9 @@ from farmwatch_shared.contract import AgentStatus, encode_status, status_topic
 from farmwatch_shared.farm.model import SensorConfig
 from farmwatch_shared.mqtt import MqttEndpoint, MqttSession, Will
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.version import VERSION
 
 log = logging.getLogger(__name__)
-VERSION = "0.1.0"
 
 
 class EdgeAgent:
@@ -41,14 +41,14 @@ class EdgeAgent:
         endpoint: MqttEndpoint,
         clock: Clock,
         problems: ProblemLog,
-        batch_max_readings: int = 200,
-        batch_max_age_s: float = 60.0,
-        compress: bool = True,
-        inflight_window: int = 8,
-        status_interval_s: float = 300.0,
-        clock_guard: ClockGuard | None = None,
-        boot_id: str | None = None,
-        committer: ReadingCommitter | None = None,
+        committer: ReadingCommitter,
+        clock_guard: ClockGuard,
+        boot_id: str,
+        batch_max_readings: int,
+        batch_max_age_s: float,
+        compress: bool,
+        inflight_window: int,
+        status_interval_s: float,
         pollers: Sequence[BusPoller] = (),
     ) -> None:
         self.farm = farm
@@ -62,14 +62,11 @@ class EdgeAgent:
         self._wake = threading.Event()
         self._status_due = threading.Event()
         self._acks: AckQueue = queue.SimpleQueue()
-        self.clock_guard = clock_guard or ClockGuard(clock)
-        self._boot_id = boot_id if boot_id is not None else current_boot_id()
+        self.clock_guard = clock_guard
+        self._boot_id = boot_id
         self._needs_clock_correction = True
-        self.committer = committer or ReadingCommitter(
-            outbox, clock, problems, None, self.clock_guard.trusted, self._boot_id
-        )
-        self.recorder = ReadingRecorder(
-            [s for s in sensors if s.source is None], outbox, clock, problems, self.committer
+        self.mcu_link = McuLink(
+            [s for s in sensors if s.source is None], outbox, clock, problems, committer
         )
         self._pollers = tuple(pollers)
         offline = AgentStatus(v=1, farm=farm, agent=agent, state="offline", version=VERSION)
@@ -170,7 +167,7 @@ class EdgeAgent:
     def _read(self, stop: threading.Event) -> None:
         assert self._source is not None
         for item in self._source.lines(stop):
-            reply = self.recorder.handle(item)
+            reply = self.mcu_link.handle(item)
             if reply is not None:
                 self._source.send(reply)
                 self._wake.set()

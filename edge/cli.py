@@ -15,6 +15,7 @@ from edge.drivers.poller import OutboxSink, build_pollers, check_buses
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.settings import EdgeSettings
+from farmwatch_shared.calibration.calibrate import Calibrator
 from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import SystemClock
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level)
     stop = stop_on_signals()
     clock = SystemClock()
-    problems = ProblemLog(logging.getLogger("farmwatch.edge.problems"))
+    problems = ProblemLog(logging.getLogger("farmwatch.edge.problems"), monotonic=clock.monotonic)
     outbox = Outbox(settings.outbox_path, settings.outbox_max_readings)
     guard = ClockGuard(clock, ntp_sync_probe if settings.clock_check == "ntp" else None)
     boot_id = current_boot_id()
@@ -87,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
         outbox,
         clock,
         problems,
-        CalibrationBook(farm.calibrations, farm.soil_curves),
+        Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves)),
         guard.trusted,
         boot_id,
     )
-    sink = OutboxSink(sensors, outbox, clock, problems, committer=committer)
+    sink = OutboxSink(sensors, committer)
     source = None
     if any(s.source is None for s in sensors):
         source = SerialLineSource(

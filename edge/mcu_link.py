@@ -1,12 +1,14 @@
-"""Assembly: turns microcontroller lines into calibrated readings committed to the outbox.
+"""The microcontroller link: the agent's side of the FWL/1 serial protocol
+(``firmware_configs/PROTOCOL.md``). It parses each line, answers it (acks, ``$S``), keeps the
+stream's position and hands each sample to the committer.
 
 Samples are committed strictly in the microcontroller's order: per boot, sample ``seq`` is
 taken only after ``seq - 1``. A sample that arrives ahead of a missing one (the missing line
 was garbled, or the agent just started) is not acknowledged, so the microcontroller resends it
 after the gap is filled; the agent asks for that at once with ``$S``. The last committed
-``(boot, seq)`` is stored with each reading in one transaction, so a resend of a committed
-sample is acknowledged again, never stored twice. Bad input (framing, checksum, unknown channel,
-impossible value) is counted, logged once per cause, quarantined, and skipped.
+``(boot, seq)`` (``McuPosition``) is stored with each reading in one transaction, so a resend
+of a committed sample is acknowledged again, never stored twice. Bad input (framing, checksum,
+unknown channel, impossible value) is counted, logged once per cause, quarantined, and skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 
 from edge.committer import ReadingCommitter
 from edge.drivers.base import RawSample
-from edge.outbox import Outbox
+from edge.outbox import McuPosition, Outbox, StateUpdate
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.farm.model import SensorConfig
 from farmwatch_shared.mcu_protocol import (
@@ -30,13 +32,11 @@ from farmwatch_shared.mcu_protocol import (
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
-BOOT_KEY = "mcu.boot"
-SEQ_KEY = "mcu.seq"
 SYNC_INTERVAL_S = 1.0
 
 
-class ReadingRecorder:
-    """Parses, calibrates, checks and commits readings from one microcontroller."""
+class McuLink:
+    """The link to one microcontroller: its lines in, acks out, its samples to the committer."""
 
     def __init__(
         self,
@@ -44,13 +44,13 @@ class ReadingRecorder:
         outbox: Outbox,
         clock: Clock,
         problems: ProblemLog,
-        committer: ReadingCommitter | None = None,
+        committer: ReadingCommitter,
     ) -> None:
         self._by_channel = {s.channel: s for s in sensors}
         self._outbox = outbox
         self._clock = clock
         self._problems = problems
-        self._committer = committer or ReadingCommitter(outbox, clock, problems)
+        self._committer = committer
         self._last_sync = -SYNC_INTERVAL_S
         self.last_hello: McuHello | None = None
 
@@ -68,12 +68,6 @@ class ReadingRecorder:
         self._refuse("unexpected_record", repr(frame))
         return None
 
-    def _position(self) -> tuple[int | None, int]:
-        """(boot, last committed seq) of the microcontroller's stream, as stored."""
-        boot = self._outbox.sensor_state(BOOT_KEY)
-        seq = self._outbox.sensor_state(SEQ_KEY)
-        return (None if boot is None else int(boot)), (-1 if seq is None else int(seq))
-
     def _hello(self, frame: McuHello) -> None:
         if self.last_hello is None or frame.boot != self.last_hello.boot:
             log.info(
@@ -83,23 +77,22 @@ class ReadingRecorder:
                 frame.interval_s,
             )
         self.last_hello = frame
-        boot, last_seq = self._position()
-        if boot != frame.boot:
-            last_seq = -1  # a new boot counts from 0
+        stored = self._outbox.mcu_position()
+        new_boot = stored.boot != frame.boot
+        last_seq = -1 if new_boot else stored.seq  # a new boot counts from 0
         if frame.oldest > last_seq + 1:
             self._problems.report(
                 "mcu_overflow",
                 f"el microcontrolador perdió lecturas / the microcontroller overwrote "
                 f"{frame.oldest - last_seq - 1} unacknowledged samples (boot {frame.boot})",
             )
-        if boot != frame.boot or frame.oldest > last_seq + 1:
-            self._outbox.set_state(
-                {BOOT_KEY: float(frame.boot), SEQ_KEY: float(max(last_seq, frame.oldest - 1))}
-            )
+        if new_boot or frame.oldest > last_seq + 1:
+            self._outbox.set_mcu_position(McuPosition(frame.boot, max(last_seq, frame.oldest - 1)))
 
     def _reading(self, frame: McuReading) -> bytes | None:
-        boot, last_seq = self._position()
-        if boot != frame.boot:
+        stored = self._outbox.mcu_position()
+        last_seq = stored.seq
+        if stored.boot != frame.boot:
             if frame.seq != 0:
                 return self._out_of_order(frame, "unknown boot")
             last_seq = -1
@@ -107,10 +100,10 @@ class ReadingRecorder:
             return ack_line(frame.boot, frame.seq)  # a resend of a committed sample
         if frame.seq > last_seq + 1:
             return self._out_of_order(frame, f"expected seq {last_seq + 1}")
-        position = {BOOT_KEY: float(frame.boot), SEQ_KEY: float(frame.seq)}
+        position = McuPosition(frame.boot, frame.seq)
         sensor = self._by_channel.get(frame.channel)
         if sensor is None:
-            self._refuse("unknown_channel", f"channel {frame.channel!r}", position)
+            self._refuse("unknown_channel", f"channel {frame.channel!r}", StateUpdate(mcu=position))
             return ack_line(frame.boot, frame.seq)
         self._commit(sensor, frame, position)
         return ack_line(frame.boot, frame.seq)
@@ -125,14 +118,14 @@ class ReadingRecorder:
         self._last_sync = now
         return SYNC_LINE
 
-    def _commit(self, sensor: SensorConfig, frame: McuReading, position: dict[str, float]) -> None:
+    def _commit(self, sensor: SensorConfig, frame: McuReading, position: McuPosition) -> None:
         sample = RawSample(
             sensor=sensor.id,
             raw=frame.raw,
             ts_ms=self._clock.now_ms() - frame.age_ms,
             mono_ms=int(self._clock.monotonic() * 1000) - frame.age_ms,
         )
-        self._committer.commit(sensor, sample, state=position, counter_boot=frame.boot)
+        self._committer.commit(sensor, sample, position)
 
-    def _refuse(self, cause: str, detail: str, state: dict[str, float] | None = None) -> None:
+    def _refuse(self, cause: str, detail: str, state: StateUpdate | None = None) -> None:
         self._committer.refuse(cause, detail, state)

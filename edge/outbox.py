@@ -2,17 +2,25 @@
 
 A reading is committed here, with its sequence number, before anything is published; it is
 deleted only when the broker acknowledged the message that carried it. When the bound is reached
-the oldest readings are dropped and counted. Thread-safe (one connection behind a lock).
+the oldest readings are dropped and counted. The state kept between inputs (each sensor's
+``SensorState``, the microcontroller stream's ``McuPosition``) is written in the same transaction
+as the reading or quarantined input it goes with. Thread-safe (one connection behind a lock).
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from farmwatch_shared.calibration.calibrate import SensorState
+from farmwatch_shared.calibration.rain import CounterSample
 from farmwatch_shared.contract import Reading, ReadingFlag, SensorKind
 
 _SCHEMA = """
@@ -42,6 +50,75 @@ _COLUMNS = "seq, sensor, kind, ts, value, unit, raw, volume_l, flags"
 QUARANTINE_KEEP = 10_000
 
 
+@dataclass(frozen=True)
+class McuPosition:
+    """Where the microcontroller's stream stands: its boot and the last sample ``seq`` committed
+    (-1: none of this boot yet; ``boot`` None: no stream seen yet)."""
+
+    boot: int | None = None
+    seq: int = -1
+
+
+@dataclass(frozen=True)
+class Held:
+    """A reading taken while the wall clock was not trusted: the agent's monotonic time when it
+    was taken (ms) and the kernel boot that monotonic clock belongs to, to re-time it later."""
+
+    mono_ms: int
+    boot_id: str
+
+
+@dataclass(frozen=True)
+class StateUpdate:
+    """State to keep, written in the same transaction as a reading or a quarantined input:
+    the new state of some sensors (replacing what was kept for them) and the stream position."""
+
+    sensors: Mapping[str, SensorState] = field(default_factory=dict)
+    mcu: McuPosition | None = None
+
+
+# The sensor_state table keeps the key/value rows of earlier releases, so the outboxes on the
+# farms keep their state across an upgrade (and a downgrade): these keys are used here only.
+_MCU = "mcu"
+_MCU_BOOT, _MCU_SEQ = f"{_MCU}.boot", f"{_MCU}.seq"
+
+
+@functools.cache
+def _sensor_keys(sensor_id: str) -> tuple[str, str, str, str]:
+    """(last_ts, counter, counter_ts, counter_boot) keys of a sensor."""
+    return (
+        f"{sensor_id}.last_ts",
+        f"{sensor_id}.counter",
+        f"{sensor_id}.counter_ts",
+        f"{sensor_id}.counter_boot",
+    )
+
+
+def _state_rows(update: StateUpdate) -> tuple[list[tuple[str, float]], list[str]]:
+    """(key, value) rows to write and keys to delete for ``update``."""
+    rows: list[tuple[str, float]] = []
+    gone: list[str] = []
+
+    def put(key: str, value: int | None) -> None:
+        if value is None:
+            gone.append(key)
+        else:
+            rows.append((key, float(value)))
+
+    for sensor_id, state in update.sensors.items():
+        last_ts, counter, counter_ts, counter_boot = _sensor_keys(sensor_id)
+        put(last_ts, state.last_ts)
+        sample = state.counter
+        if sample is not None:  # only rain gauges keep a counter: nothing to clear for others
+            put(counter, sample.counter)
+            put(counter_ts, sample.ts_ms)
+            put(counter_boot, sample.boot)
+    if update.mcu is not None:
+        put(_MCU_BOOT, update.mcu.boot)
+        put(_MCU_SEQ, update.mcu.seq)
+    return rows, gone
+
+
 class Outbox:
     """The agent's on-disk queue of readings not yet acknowledged by the broker."""
 
@@ -64,21 +141,10 @@ class Outbox:
             self._db.close()
 
     def add(
-        self,
-        *,
-        sensor: str,
-        kind: SensorKind,
-        ts: int,
-        value: float,
-        unit: str,
-        raw: float,
-        volume_l: float | None = None,
-        flags: int = 0,
-        state: Mapping[str, float] | None = None,
-        mono_ms: int | None = None,
-        boot_id: str | None = None,
+        self, reading: Reading, state: StateUpdate | None = None, held: Held | None = None
     ) -> Reading:
-        """Commit one reading with the next sequence number (and sensor state) atomically."""
+        """Commit ``reading`` under the next sequence number, with ``state``, atomically; return
+        it with that number. ``held``: the reading waits for the clock (``correct_clock``)."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             (seq,) = self._db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
@@ -86,27 +152,35 @@ class Outbox:
             self._db.execute(
                 f"INSERT INTO readings ({_COLUMNS}, mono_ms, boot_id) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (seq, sensor, kind.value, ts, value, unit, raw, volume_l, flags, mono_ms, boot_id),
+                (
+                    seq,
+                    reading.sensor,
+                    reading.kind.value,
+                    reading.ts,
+                    reading.value,
+                    reading.unit,
+                    reading.raw,
+                    reading.volume_l,
+                    reading.flags,
+                    None if held is None else held.mono_ms,
+                    None if held is None else held.boot_id,
+                ),
             )
             self._count += 1
             self._write_state(state)
             self._enforce_bound()
-        return Reading(
-            seq=seq,
-            sensor=sensor,
-            kind=kind,
-            ts=ts,
-            value=value,
-            unit=unit,
-            raw=raw,
-            volume_l=volume_l,
-            flags=flags,
-        )
+        return msgspec.structs.replace(reading, seq=seq)
 
-    def _write_state(self, state: Mapping[str, float] | None) -> None:
-        self._db.executemany(
-            "INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", list((state or {}).items())
-        )
+    def _write_state(self, state: StateUpdate | None) -> None:
+        if state is None:
+            return
+        rows, gone = _state_rows(state)
+        if rows:
+            self._db.executemany("INSERT OR REPLACE INTO sensor_state VALUES (?, ?)", rows)
+        if gone:
+            self._db.execute(
+                f"DELETE FROM sensor_state WHERE key IN ({','.join('?' * len(gone))})", gone
+            )
 
     def _enforce_bound(self) -> None:
         excess = self._count - self._max
@@ -166,11 +240,38 @@ class Outbox:
             (dropped,) = self._db.execute("SELECT value FROM meta WHERE key='dropped'").fetchone()
         return int(dropped)
 
-    def sensor_state(self, key: str) -> float | None:
-        """A value kept for a sensor between readings (e.g. a rain gauge's last counter)."""
+    def sensor_state(self, sensor_id: str) -> SensorState:
+        """What is kept for ``sensor_id`` between readings (empty before its first one)."""
+        stored = self._kept(sensor_id)
+        last_ts, counter, counter_ts, counter_boot = (
+            stored.get(k) for k in _sensor_keys(sensor_id)
+        )
+        sample = None
+        if counter is not None and counter_ts is not None:
+            boot = None if counter_boot is None else int(counter_boot)
+            sample = CounterSample(int(counter_ts), int(counter), boot)
+        return SensorState(None if last_ts is None else int(last_ts), sample)
+
+    def mcu_position(self) -> McuPosition:
+        """The microcontroller stream's position as last committed."""
+        stored = self._kept(_MCU)
+        boot, seq = stored.get(_MCU_BOOT), stored.get(_MCU_SEQ)
+        return McuPosition(None if boot is None else int(boot), -1 if seq is None else int(seq))
+
+    def _kept(self, owner: str) -> dict[str, float]:
+        """The sensor_state rows of ``owner`` (keys "<owner>.…"), in one index range scan."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM sensor_state WHERE key=?", (key,)).fetchone()
-        return None if row is None else float(row[0])
+            rows = self._db.execute(
+                "SELECT key, value FROM sensor_state WHERE key > ? AND key < ?",
+                (f"{owner}.", f"{owner}/"),  # "/" is the byte after "."
+            ).fetchall()
+        return dict(rows)
+
+    def set_mcu_position(self, position: McuPosition) -> None:
+        """Move the stream position without a reading (a new boot, samples it overwrote)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._write_state(StateUpdate(mcu=position))
 
     def correct_clock(self, now_ms: int, mono_now_ms: int, boot_id: str) -> tuple[int, int]:
         """Re-time readings held while the clock was untrusted; return (corrected, quarantined).
@@ -207,14 +308,8 @@ class Outbox:
             ).fetchone()
         return int(count)
 
-    def set_state(self, state: Mapping[str, float]) -> None:
-        """Keep values between readings (e.g. a rain gauge's counter) without a reading."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._write_state(state)
-
     def quarantine(
-        self, at_ms: int, cause: str, detail: str, state: Mapping[str, float] | None = None
+        self, at_ms: int, cause: str, detail: str, state: StateUpdate | None = None
     ) -> None:
         """Keep a refused input for inspection (the newest QUARANTINE_KEEP are kept), and
         update sensor state in the same transaction."""

@@ -24,9 +24,9 @@ class RawSample:
     sensor: str
     raw: float
     ts_ms: int
-    mono_ms: int | None = None
-    """The agent's monotonic clock at the read (lets the outbox re-time readings taken while the
-    wall clock was not trusted)."""
+    mono_ms: int
+    """The agent's monotonic clock at the read, in ms (lets the outbox re-time readings taken
+    while the wall clock was not trusted)."""
 
 
 class DriverError(Exception):

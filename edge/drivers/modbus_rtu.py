@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -97,13 +96,13 @@ class ModbusRtuDriver:
         client_factory: Callable[[PacketTrace], ModbusClient],
         maps: Mapping[str, RegisterMap],
         problems: ProblemLog,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock,
     ) -> None:
         self._bus = bus
         self._client = client_factory(self.trace_packet)
         self._maps = maps
         self._problems = problems
-        self._sleep = sleep
+        self._clock = clock
         self._received = bytearray()
         self.requests = 0
 
@@ -134,7 +133,7 @@ class ModbusRtuDriver:
         last = DriverError("modbus_failed", where)
         for attempt in range(self._bus.retries + 1):
             if attempt:
-                self._sleep(min(0.05 * attempt, 0.5))
+                self._clock.sleep(min(0.05 * attempt, 0.5))
             self._received.clear()
             self.requests += 1
             try:
@@ -213,10 +212,9 @@ def pymodbus_client_factory(bus: BusConfig) -> Callable[[PacketTrace], ModbusCli
 
 
 def _build(bus: BusConfig, problems: ProblemLog, clock: Clock) -> BusDriver:
-    del clock  # Modbus devices report no time of their own
     names = {str(d.options["register_map"]) for d in bus.devices}
     maps = {n: find_register_map(n, bus.farm_dir) for n in names}
-    return ModbusRtuDriver(bus, pymodbus_client_factory(bus), maps, problems)
+    return ModbusRtuDriver(bus, pymodbus_client_factory(bus), maps, problems, clock)
 
 
 DRIVER = DriverSpec(name="modbus_rtu", check=_check, build=_build)

@@ -3,8 +3,8 @@
 ``BusPoller`` (one per bus, one thread each) asks the bus's driver for the points its sensors
 need, when each device is due, and hands ``RawSample``s to a sink. ``OutboxSink`` is the sink the
 agent uses: it calibrates on the same path as microcontroller readings (the committer) and
-commits to the outbox, or quarantines. A device that fails is counted
-and reported; the others go on. ``build_pollers`` assembles it all from the farm file.
+commits to the outbox, or quarantines. A device that fails is counted and reported; the others
+go on. ``build_pollers`` assembles it all from the farm file.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import serial
 from edge.committer import ReadingCommitter
 from edge.drivers.base import BusDriver, DriverError, DriverSpec, RawSample
 from edge.drivers.registry import driver_spec
-from edge.outbox import Outbox
-from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.farm.model import BusConfig, BusDevice, FarmConfig, SensorConfig
 from farmwatch_shared.problems import ProblemLog
@@ -110,21 +108,9 @@ class BusPoller:
 class OutboxSink:
     """The agent's sink: commits each raw sample through the shared ``ReadingCommitter``."""
 
-    def __init__(
-        self,
-        sensors: Sequence[SensorConfig],
-        outbox: Outbox,
-        clock: Clock,
-        problems: ProblemLog,
-        book: CalibrationBook | None = None,
-        clock_trusted: Callable[[], bool] = lambda: True,
-        boot_id: str = "",
-        committer: ReadingCommitter | None = None,
-    ) -> None:
+    def __init__(self, sensors: Sequence[SensorConfig], committer: ReadingCommitter) -> None:
         self._by_id = {s.id: s for s in sensors}
-        self._committer = committer or ReadingCommitter(
-            outbox, clock, problems, book, clock_trusted, boot_id
-        )
+        self._committer = committer
 
     def __call__(self, sample: RawSample) -> None:
         """Commit one raw sample."""

@@ -1,6 +1,7 @@
 """Calibration, in one package: raw device values → calibrated values.
 
-``tables`` (piecewise-linear interpolation), ``vessels`` (vessel geometry and level
-transducers), ``curves`` (soil curves and dated calibration records), ``rain`` (tipping-bucket
-counters) and ``calibrate``, the one entry point the edge agent calls.
+``calibrate.Calibrator`` is the one entry point (the edge agent's committer calls it for every
+reading). Behind it: ``tables`` (piecewise-linear interpolation), ``vessels`` (vessel geometry
+and level transducers, as farm-file models), ``curves`` (soil curves and dated calibration
+records) and ``rain`` (tipping-bucket counters → rain per interval).
 """

@@ -1,6 +1,13 @@
-"""Units and calibration, in one place: raw device values → calibrated values per sensor config.
+"""The one entry point of calibration: ``Calibrator.calibrate`` turns a sensor's raw device value
+into its calibrated value, for every sensor kind.
 
-Pure functions; the only state (a rain gauge's previous counter) is passed in and returned.
+- soil moisture: the calibration record in force at the reading's time (``curves``), else the
+  sensor's own polynomial;
+- rain: the tipping-bucket counter pipeline (``rain``), from the previous counter sample kept
+  in the sensor's state, with the cause when the tips are not believable;
+- water level: the transducer and the vessel's geometry (``vessels``).
+
+Pure: the only state (a sensor's ``SensorState``) is passed in, and what to keep is returned.
 """
 
 from __future__ import annotations
@@ -8,12 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from farmwatch_shared.calibration.curves import CalibrationBook
-from farmwatch_shared.calibration.rain import (
-    CounterSample,
-    RainInterval,
-    counter_tips,
-    rain_interval,
-)
+from farmwatch_shared.calibration.rain import CounterSample, rain_interval
 from farmwatch_shared.farm.model import (
     RainGauge,
     SensorConfig,
@@ -23,33 +25,66 @@ from farmwatch_shared.farm.model import (
 
 
 @dataclass(frozen=True)
+class SensorState:
+    """What is kept for a sensor between two of its readings."""
+
+    last_ts: int | None = None
+    """Timestamp (ms) of its last committed or quarantined reading."""
+    counter: CounterSample | None = None
+    """A rain gauge's last counter sample: the baseline of the next interval."""
+
+
+@dataclass(frozen=True)
 class Calibrated:
-    """A calibrated value; ``volume_l`` for water levels; ``counter`` the gauge state to keep."""
+    """A calibrated value; ``volume_l`` for water levels. For rain gauges ``counter`` is the
+    counter sample to keep as the next baseline (kept even when refused), and ``refused`` says
+    why the tips were not believed (the value is then 0 mm)."""
 
     value: float
     volume_l: float | None = None
-    counter: float | None = None
+    counter: CounterSample | None = None
+    refused: str | None = None
 
 
-def soil_moisture_pct(sensor: SoilMoistureSensor, raw: float) -> float:
-    """Volumetric water content (%) from raw probe counts by the sensor's polynomial."""
-    result = 0.0
-    for power, coefficient in enumerate(sensor.coefficients):
-        result += coefficient * raw**power
-    return result
+class Calibrator:
+    """Calibrates raw values of every sensor kind, with a farm's calibration records."""
+
+    def __init__(self, book: CalibrationBook) -> None:
+        self._book = book
+
+    def calibrate(
+        self,
+        sensor: SensorConfig,
+        raw: float,
+        ts_ms: int,
+        previous: SensorState,
+        counter_boot: int | None = None,
+    ) -> Calibrated:
+        """Calibrate ``raw`` of ``sensor`` taken at ``ts_ms``; ``previous`` is the sensor's kept
+        state, ``counter_boot`` identifies a rain gauge counter's counting run (the
+        microcontroller's boot; None for counters without one)."""
+        if isinstance(sensor, SoilMoistureSensor):
+            return Calibrated(value=self._soil_moisture_pct(sensor, raw, ts_ms))
+        if isinstance(sensor, RainGauge):
+            return _rain(sensor, CounterSample(ts_ms, round(raw), counter_boot), previous)
+        return _water_level(sensor, raw)
+
+    def _soil_moisture_pct(self, sensor: SoilMoistureSensor, raw: float, ts_ms: int) -> float:
+        curve = self._book.curve_at(sensor.id, ts_ms)
+        if curve is not None:
+            return curve.apply(raw)
+        result = 0.0
+        for power, coefficient in enumerate(sensor.coefficients):
+            result += coefficient * raw**power
+        return result
 
 
-def rain_mm(sensor: RainGauge, counter: float, previous: float | None) -> float:
-    """Rain since the previous reading from the cumulative tip counter, without timing or
-    boot information (``rain.counter_tips``: rollover near the top of the range, else a
-    restart from zero); the first reading after a fresh install is the baseline (0 mm)."""
-    if previous is None:
-        return 0.0
-    tips = counter_tips(sensor, CounterSample(0, round(previous)), CounterSample(0, round(counter)))
-    return tips * sensor.bucket_mm
+def _rain(gauge: RainGauge, sample: CounterSample, previous: SensorState) -> Calibrated:
+    interval = rain_interval(gauge, previous.counter, sample)
+    return Calibrated(value=interval.mm, counter=sample, refused=interval.refused)
 
 
-def water_level(sensor: WaterLevelSensor, raw: float) -> Calibrated:
+def _water_level(sensor: WaterLevelSensor, raw: float) -> Calibrated:
     """Level (% of usable height) and volume (L) from a distance or pressure reading.
 
     Small overshoots within the sensor's clamp margin are clamped to 0–100 %; larger ones are
@@ -65,41 +100,3 @@ def water_level(sensor: WaterLevelSensor, raw: float) -> Calibrated:
         pct, level_mm = 100.0, height
     volume = sensor.vessel.volume_l(min(max(level_mm, 0.0), height))
     return Calibrated(value=pct, volume_l=volume)
-
-
-def calibrate(sensor: SensorConfig, raw: float, previous_counter: float | None) -> Calibrated:
-    """Calibrate one raw value for any sensor kind."""
-    if isinstance(sensor, SoilMoistureSensor):
-        return Calibrated(value=soil_moisture_pct(sensor, raw))
-    if isinstance(sensor, RainGauge):
-        return Calibrated(value=rain_mm(sensor, raw, previous_counter), counter=raw)
-    return water_level(sensor, raw)
-
-
-def soil_moisture_at(
-    sensor: SoilMoistureSensor, raw: float, ts_ms: int, book: CalibrationBook | None
-) -> float:
-    """VWC (%) by the calibration record in force at ``ts_ms``, else the sensor's polynomial."""
-    curve = None if book is None else book.curve_at(sensor.id, ts_ms)
-    return soil_moisture_pct(sensor, raw) if curve is None else curve.apply(raw)
-
-
-def rain_between(
-    sensor: RainGauge, previous: CounterSample | None, sample: CounterSample
-) -> RainInterval:
-    """Rain between two counter samples with rollover, reboot, debounce and rate limits
-    (``farmwatch_shared.calibration.rain``); ``refused`` is set when the tips are not believable."""
-    return rain_interval(sensor, previous, sample)
-
-
-def calibrate_at(
-    sensor: SensorConfig,
-    raw: float,
-    ts_ms: int,
-    previous_counter: float | None,
-    book: CalibrationBook | None,
-) -> Calibrated:
-    """Like ``calibrate``, but soil moisture uses the calibration record in force at ``ts_ms``."""
-    if isinstance(sensor, SoilMoistureSensor):
-        return Calibrated(value=soil_moisture_at(sensor, raw, ts_ms, book))
-    return calibrate(sensor, raw, previous_counter)

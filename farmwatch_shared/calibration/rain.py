@@ -1,6 +1,7 @@
-"""Tipping-bucket rain gauge pipeline: cumulative tip counters → rain per interval → daily totals
-and rain rate. Pure functions; the caller keeps the previous sample (the agent keeps it in the
-outbox's sensor state, committed with the reading).
+"""Tipping-bucket rain gauge pipeline: cumulative tip counters → rain (mm) since the previous
+sample. Pure functions; the caller keeps the previous sample (the agent keeps it in the
+outbox's sensor state, committed with the reading). Totals over days are summed where the
+readings are stored (the dashboards' queries, the alerting service), not here.
 
 Rules:
 - the first sample after installation is the baseline (no rain);
@@ -15,11 +16,7 @@ Rules:
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from farmwatch_shared.farm.model import RainGauge
 
@@ -40,17 +37,9 @@ class CounterSample:
 class RainInterval:
     """Rain between two counter samples; ``refused`` says why the tips were not believed."""
 
-    start_ms: int
-    end_ms: int
     tips: int
     mm: float
     refused: str | None = None
-
-    @property
-    def rate_mm_h(self) -> float:
-        """Mean rain rate over the interval (mm/h)."""
-        hours = (self.end_ms - self.start_ms) / 3_600_000
-        return self.mm / hours if hours > 0 else 0.0
 
 
 def counter_tips(gauge: RainGauge, previous: CounterSample, sample: CounterSample) -> int:
@@ -88,7 +77,7 @@ def rain_interval(
 ) -> RainInterval:
     """Rain between ``previous`` and ``sample`` (None before the first sample: the baseline)."""
     if previous is None:
-        return RainInterval(sample.ts_ms, sample.ts_ms, 0, 0.0)
+        return RainInterval(0, 0.0)
     tips = counter_tips(gauge, previous, sample)
     elapsed = sample.ts_ms - previous.ts_ms
     refused = None
@@ -97,55 +86,10 @@ def rain_interval(
     elif tips > max_tips(gauge, elapsed):
         refused = "rain_bounce" if _bounce_bound(gauge, elapsed, tips) else "rain_rate"
     mm = 0.0 if refused else round(tips * gauge.bucket_mm, 6)
-    return RainInterval(previous.ts_ms, sample.ts_ms, tips, mm, refused)
+    return RainInterval(tips, mm, refused)
 
 
 def _bounce_bound(gauge: RainGauge, elapsed_ms: float, tips: int) -> bool:
     if gauge.min_tip_interval_ms <= 0:
         return False
     return tips > math.floor(elapsed_ms / gauge.min_tip_interval_ms) + 1
-
-
-def rain_series(gauge: RainGauge, samples: Iterable[CounterSample]) -> list[RainInterval]:
-    """Rain intervals for consecutive counter samples (the first one is the baseline)."""
-    previous: CounterSample | None = None
-    intervals = []
-    for sample in samples:
-        intervals.append(rain_interval(gauge, previous, sample))
-        previous = sample
-    return intervals[1:]
-
-
-def daily_totals(intervals: Iterable[RainInterval], timezone: str) -> dict[date, float]:
-    """Rain per local calendar day in ``timezone`` (an interval counts on the day it ends)."""
-    zone = ZoneInfo(timezone)
-    totals: dict[date, float] = defaultdict(float)
-    for interval in intervals:
-        day = datetime.fromtimestamp(interval.end_ms / 1000, zone).date()
-        totals[day] = round(totals[day] + interval.mm, 6)
-    return dict(totals)
-
-
-def rain_per_step(intervals: Iterable[RainInterval], step_s: int) -> dict[int, float]:
-    """Rain per fixed step (e.g. 3600 s), keyed by the step's start (ms since the epoch, UTC);
-    an interval counts in the step it ends in (one ending on a boundary in the step before)."""
-    step_ms = step_s * 1000
-    totals: dict[int, float] = defaultdict(float)
-    for interval in intervals:
-        start = (interval.end_ms - 1) // step_ms * step_ms
-        totals[start] = round(totals[start] + interval.mm, 6)
-    return dict(totals)
-
-
-def rain_rate_mm_h(intervals: Sequence[RainInterval], now_ms: int, window_s: float) -> float:
-    """Rain rate over the last ``window_s`` seconds before ``now_ms`` (mm/h), counting the
-    part of each interval that falls in the window in proportion to its length."""
-    start = now_ms - window_s * 1000
-    mm = 0.0
-    for interval in intervals:
-        length = interval.end_ms - interval.start_ms
-        overlap = min(interval.end_ms, now_ms) - max(interval.start_ms, start)
-        if overlap <= 0 or length <= 0:
-            continue
-        mm += interval.mm * overlap / length
-    return mm / (window_s / 3600.0)

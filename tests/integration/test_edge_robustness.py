@@ -15,7 +15,7 @@ from support.waiting import wait_for
 
 from edge.outbox import Outbox
 from edge.uplink import AckQueue, Uplink
-from farmwatch_shared.contract import AgentStatus, SensorKind, status_topic
+from farmwatch_shared.contract import AgentStatus, Reading, SensorKind, status_topic
 from farmwatch_shared.farm.model import SoilMoistureSensor
 from farmwatch_shared.mqtt import MqttEndpoint, MqttSession
 from farmwatch_shared.problems import ProblemLog
@@ -101,12 +101,15 @@ def test_a_publish_refused_by_a_full_paho_queue_is_not_lost(broker: Broker, tmp_
     clock = FrozenClock(1_795_000_000_000)
     for i in range(40):
         outbox.add(
-            sensor="probe",
-            kind=SensorKind.SOIL_MOISTURE,
-            ts=clock.now + i,
-            value=0.0,
-            unit="%",
-            raw=float(i),
+            Reading(
+                seq=0,
+                sensor="probe",
+                kind=SensorKind.SOIL_MOISTURE,
+                ts=clock.now + i,
+                value=0.0,
+                unit="%",
+                raw=float(i),
+            )
         )
     acks: AckQueue = queue.SimpleQueue()
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from support.harness import edge_committer
 
 from edge.drivers.base import DriverError, RawSample
 from edge.drivers.crc import crc16_a001, modbus_frame_ok
@@ -192,7 +193,7 @@ def test_poller_commits_calibrated_readings_and_survives_crc_errors_and_a_silent
     config = farm(bus.agent_path, retries=2)
     clock = StepClock()
     outbox = Outbox(tmp_path / "outbox.db", 1000)
-    sink = OutboxSink(config.sensors, outbox, clock, problems)
+    sink = OutboxSink(config.sensors, edge_committer(outbox, clock, problems))
     (poller,) = build_pollers(config, "pi-1", sink, clock, problems)
     try:
         poller.poll_due()
@@ -285,7 +286,7 @@ def test_an_exception_response_is_reported_at_once_not_retried(
         fields={"nothing": RegisterField(address=0x50, type="uint16")},
     )
     driver = ModbusRtuDriver(
-        bus_config, pymodbus_client_factory(bus_config), {"odd": odd_map}, problems
+        bus_config, pymodbus_client_factory(bus_config), {"odd": odd_map}, problems, StepClock()
     )
     device = bus_config.devices[0].model_copy(update={"options": {"register_map": "odd"}})
     try:
@@ -345,7 +346,8 @@ def test_bus_readings_taken_with_an_untrusted_clock_are_flagged_and_re_timed(
     clock = StepClock()
     outbox = Outbox(tmp_path / "outbox.db", 100)
     trusted = [False]
-    sink = OutboxSink(config.sensors, outbox, clock, problems, None, lambda: trusted[0], "boot-a")
+    committer = edge_committer(outbox, clock, problems, None, lambda: trusted[0], "boot-a")
+    sink = OutboxSink(config.sensors, committer)
     driver = RecordingDriver()
     driver.clock = clock
     poller = BusPoller(config.buses[0], driver, config.sensors, sink, clock, problems)

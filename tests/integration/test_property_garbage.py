@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.harness import edge_committer
 from support.servers import Influx
 from support.waiting import wait_for
 
 from collector.ingest import Delivery, Ingestor
-from edge.mcu_link import ReadingRecorder
+from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from farmwatch_local.services import InfluxServer
 from farmwatch_shared.clock import SystemClock
@@ -73,14 +74,16 @@ def test_serial_garbage_never_escapes_and_the_valid_lines_around_it_are_committe
     with tempfile.TemporaryDirectory() as tmp:
         outbox = Outbox(Path(tmp) / "outbox.sqlite3", 1000)
         problems = ProblemLog(logging.getLogger("test.property.serial"))
-        recorder = ReadingRecorder([PROBE], outbox, SystemClock(), problems)
+        clock = SystemClock()
+        committer = edge_committer(outbox, clock, problems)
+        link = McuLink([PROBE], outbox, clock, problems, committer)
         assembler = LineAssembler()
         position = 0
         for cut in itertools.cycle(cuts):  # the serial port hands over arbitrary chunks
             if position >= len(stream):
                 break
             for item in assembler.feed(stream[position : position + cut]):
-                recorder.handle(item)
+                link.handle(item)
             position += cut
         held = outbox.after(-1, 1000)
         outbox.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.harness import edge_committer
 
 from edge.drivers.base import DriverError
 from edge.drivers.poller import OutboxSink, build_pollers
@@ -213,9 +214,8 @@ def test_poller_commits_sdi12_values_through_calibration(
     )
     clock = SystemClock()
     outbox = Outbox(tmp_path / "outbox.db", 100)
-    (poller,) = build_pollers(
-        farm, "pi-1", OutboxSink(farm.sensors, outbox, clock, problems), clock, problems
-    )
+    sink = OutboxSink(farm.sensors, edge_committer(outbox, clock, problems))
+    (poller,) = build_pollers(farm, "pi-1", sink, clock, problems)
     try:
         poller.poll_due()
     finally:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,11 +17,14 @@ from pydantic import SecretStr
 from collector.service import Collector, make_writer
 from collector.settings import CollectorSettings
 from edge.agent import EdgeAgent
-from edge.clock_guard import ClockGuard
+from edge.clock_guard import ClockGuard, current_boot_id
+from edge.committer import ReadingCommitter
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
+from farmwatch_shared.calibration.calibrate import Calibrator
+from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.clock import Clock, SystemClock
 from farmwatch_shared.farm.model import FarmConfig, SensorConfig, load_farm_config
 from farmwatch_shared.influx import InfluxV1Writer
@@ -105,6 +108,21 @@ def farm_config(farm: str) -> FarmConfig:
     return load_farm_config(FARM_FILES / f"{farm}.toml")
 
 
+def edge_committer(
+    outbox: Outbox,
+    clock: Clock,
+    problems: ProblemLog,
+    farm: FarmConfig | None = None,
+    clock_trusted: Callable[[], bool] = lambda: True,
+    boot_id: str = "",
+) -> ReadingCommitter:
+    """A committer for tests: ``farm``'s calibration records (none without a farm), the clock
+    trusted unless ``clock_trusted`` says otherwise."""
+    records, curves = ((), ()) if farm is None else (farm.calibrations, farm.soil_curves)
+    book = CalibrationBook(records, curves)
+    return ReadingCommitter(outbox, clock, problems, Calibrator(book), clock_trusted, boot_id)
+
+
 def start_agent(
     broker: Broker,
     tmp_path: Path,
@@ -120,7 +138,8 @@ def start_agent(
     outbox_max: int = 1_000_000,
     clock_guard: ClockGuard | None = None,
 ) -> RunningAgent:
-    """An agent for ``farm`` reading an emulated microcontroller on a pty."""
+    """An agent for ``farm`` reading an emulated microcontroller on a pty, wired as
+    ``farmwatch-edge`` wires it (the farm's calibration records, the clock guard's trust)."""
     config = farm_config(farm)
     agent_cfg = config.agents[0]
     link = PtyLink(link_path)
@@ -134,6 +153,10 @@ def start_agent(
         pyserial_factory(link.path, 9600), problems, name=link.path, greeting=SYNC_LINE
     )
     user = user or farm
+    clock = clock or SystemClock()
+    guard = clock_guard or ClockGuard(clock)
+    boot_id = current_boot_id()
+    committer = edge_committer(outbox, clock, problems, config, guard.trusted, boot_id)
     agent = EdgeAgent(
         farm=farm,
         agent=agent_cfg.id,
@@ -147,14 +170,16 @@ def start_agent(
             username=user,
             password=SecretStr(broker.passwords[user]),
         ),
-        clock=clock or SystemClock(),
+        clock=clock,
         problems=problems,
+        committer=committer,
+        clock_guard=guard,
+        boot_id=boot_id,
         batch_max_readings=batch_max_readings,
         batch_max_age_s=batch_max_age_s,
         compress=compress,
         inflight_window=4,
         status_interval_s=5.0,
-        clock_guard=clock_guard,
     )
     running = RunningAgent(agent, mcu, link, outbox, problems, source)
     running.thread = threading.Thread(target=agent.run, args=(running.stop_event,), daemon=True)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from support.harness import edge_committer
 
 from edge.drivers.base import RawSample
 from edge.drivers.poller import OutboxSink
 from edge.outbox import Outbox
-from farmwatch_shared.calibration.calibrate import calibrate, calibrate_at
+from farmwatch_shared.calibration.calibrate import Calibrator, SensorState
 from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.farm.model import FarmConfig, SoilMoistureSensor
 from farmwatch_shared.problems import ProblemLog
@@ -64,19 +65,21 @@ def farm() -> FarmConfig:
 
 
 def test_a_reading_before_a_recalibration_uses_the_old_coefficients(farm: FarmConfig) -> None:
-    book = CalibrationBook(farm.calibrations, farm.soil_curves)
+    calibrator = Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves))
     (probe,) = farm.sensors
     assert isinstance(probe, SoilMoistureSensor)
     raw = 2400.0
+    fresh = SensorState()
     # February: no record yet, the factory polynomial: 87.857 − 0.028571 × 2400
-    feb = calibrate_at(probe, raw, ms("2026-02-20T12:00:00-06:00"), None, book)
+    feb = calibrator.calibrate(probe, raw, ms("2026-02-20T12:00:00-06:00"), fresh)
     assert feb.value == pytest.approx(19.2866)
-    assert feb == calibrate(probe, raw, None)
+    without_records = Calibrator(CalibrationBook([]))
+    assert feb == without_records.calibrate(probe, raw, ms("2026-05-20T12:00:00-06:00"), fresh)
     # April: the clay-loam table, halfway between 30 % (2000) and 10 % (2800)
-    april = calibrate_at(probe, raw, ms("2026-04-30T23:59:59-06:00"), None, book)
+    april = calibrator.calibrate(probe, raw, ms("2026-04-30T23:59:59-06:00"), fresh)
     assert april.value == pytest.approx(20.0)
     # May: the new polynomial 85 − 0.025 × 2400
-    may = calibrate_at(probe, raw, ms("2026-05-01T00:00:00-06:00"), None, book)
+    may = calibrator.calibrate(probe, raw, ms("2026-05-01T00:00:00-06:00"), fresh)
     assert may.value == pytest.approx(25.0)
 
 
@@ -105,16 +108,13 @@ def test_raw_values_kept_in_the_outbox_recompute_under_later_records(
         def monotonic(self) -> float:
             return 0.0
 
-    sink = OutboxSink(
-        farm.sensors,
-        outbox,
-        Clock(),
-        problems,
-        CalibrationBook(farm.calibrations, farm.soil_curves),
-    )
+        def sleep(self, seconds: float) -> None:
+            raise AssertionError("nothing waits here")
+
+    sink = OutboxSink(farm.sensors, edge_committer(outbox, Clock(), problems, farm))
     april, may = ms("2026-04-10T08:00:00-06:00"), ms("2026-05-10T08:00:00-06:00")
-    sink(RawSample("soil-20cm", 1600.0, april))
-    sink(RawSample("soil-20cm", 1600.0, may))
+    sink(RawSample("soil-20cm", 1600.0, april, 0))
+    sink(RawSample("soil-20cm", 1600.0, may, 0))
     stored = outbox.after(-1, 10)
     assert [(r.ts, r.raw, r.value) for r in stored] == [(april, 1600.0, 37.5), (may, 1600.0, 45.0)]
     # a June record discovered later changes nothing before June; raw values allow recomputing

@@ -7,8 +7,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from farmwatch_shared.calibration.calibrate import water_level
+from farmwatch_shared.calibration.calibrate import Calibrated, Calibrator, SensorState
+from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.farm.model import WaterLevelSensor
+
+
+def water_level(tank: WaterLevelSensor, raw: float) -> Calibrated:
+    """Level and volume by the calibrator, the one entry point."""
+    return Calibrator(CalibrationBook([])).calibrate(tank, raw, 0, SensorState())
 
 
 def sensor(transducer: dict[str, Any], vessel: dict[str, Any]) -> WaterLevelSensor:

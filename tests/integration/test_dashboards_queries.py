@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 from support.clocks import FrozenClock
-from support.harness import collector_settings, farm_config, start_agent, start_collector
+from support.harness import (
+    RunningAgent,
+    collector_settings,
+    farm_config,
+    start_agent,
+    start_collector,
+)
 from support.paths import COLLECTOR_USER, FARMS
 from support.servers import Broker, Influx
 from support.waiting import wait_for
@@ -107,7 +113,9 @@ def panel_targets() -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, 
                 yield board, panel, target
 
 
-def key(board: dict[str, Any], panel: dict[str, Any], target: dict[str, Any]) -> tuple[str, ...]:
+def key(
+    board: dict[str, Any], panel: dict[str, Any], target: dict[str, Any]
+) -> tuple[str, str, str]:
     return (board["uid"], panel["title"].split(" / ")[0], target["refId"])
 
 
@@ -157,7 +165,11 @@ def filled(
                 emulator.sample_all()
             for agent, emulator in zip(agents, emulators, strict=True):
                 last = (step + 1) * len(emulator.sensors) - 1
-                wait_for(lambda a=agent, n=last: a.outbox.last_seq() == n, what="readings in")
+
+                def committed(a: RunningAgent = agent, n: int = last) -> bool:
+                    return a.outbox.last_seq() == n
+
+                wait_for(committed, what="readings in")
         for clock in clocks.values():
             clock.now = now_ms
         total = STEPS * sum(len(e.sensors) for e in emulators)

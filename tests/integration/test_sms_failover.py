@@ -9,6 +9,7 @@ from pathlib import Path
 from support.alerts import ACCOUNT_SID, AUTH_TOKEN, FakeGateway, modem_client
 from support.clocks import FrozenClock
 
+from collector.alerts.channels import SmsChannel
 from collector.alerts.dispatch import Dispatcher
 from collector.alerts.store import AlertStore
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
@@ -25,7 +26,7 @@ def _setup(
     store = AlertStore(tmp_path / "alerts.sqlite3")
     clock = FrozenClock(T0)
     problems = ProblemLog(logging.getLogger("test.sms"))
-    channels = [modem_client(emulator, timeout_s=0.3), fake.channel()]
+    channels: list[SmsChannel] = [modem_client(emulator, timeout_s=0.3), fake.channel()]
     dispatcher = Dispatcher(store, channels, clock, problems, retry_initial_s=30, retry_max_s=600)
     return store, dispatcher, clock, problems
 

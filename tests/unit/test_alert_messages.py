@@ -39,7 +39,7 @@ def test_every_shipped_rule_fits_one_sms_in_both_languages() -> None:
             facts = AlertFacts(config.farm.name, rule, label, 12.345, 3.21, 1234)
             for language in ("es", "en"):
                 for notice in ("firing", "reminder", "escalation", "resolved"):
-                    text = render(notice, facts, language, ascii_only=True)  # type: ignore[arg-type]
+                    text = render(notice, facts, language, ascii_only=True)
                     assert len(encode_submit("+529510000001", text)) == 1, text
 
 

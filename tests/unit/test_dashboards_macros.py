@@ -19,8 +19,8 @@ from dashboards.macros import (
 DAY = 86_400_000
 
 
-def ms(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+def ms(year: int, month: int, day: int, hour: int = 0) -> int:
+    return int(datetime(year, month, day, hour, tzinfo=UTC).timestamp() * 1000)
 
 
 def test_time_filter_interval_and_farm_are_expanded() -> None:

@@ -31,8 +31,8 @@ from farmwatch_shared.contract import (
     READINGS_SUBSCRIPTION,
     STATUS_SUBSCRIPTION,
     ContractError,
-    decode_batch,
-    decode_status,
+    ReadingBatch,
+    decode_message,
     parse_topic,
 )
 from farmwatch_shared.farm.model import FarmConfig
@@ -195,23 +195,19 @@ class AlertService:
             self.session.stop()
             store.close()
 
-    def _process(self, engine: AlertEngine, message: _Message) -> None:
+    def _process(self, engine: AlertEngine, delivery: _Message) -> None:
         try:
-            farm, agent, leaf = parse_topic(message.topic)
+            farm, _, _ = parse_topic(delivery.topic)
             if farm not in self._farms:
-                return  # another instance's farm, or no farm file here
-            if leaf == "readings":
-                batch = decode_batch(message.payload)
-                if batch.farm != farm or batch.agent != agent:
-                    raise ContractError("topic_mismatch", message.topic)
-                engine.ingest_batch(batch)
-            elif leaf == "status" and message.payload:
-                status = decode_status(message.payload)
-                if status.farm != farm or status.agent != agent:
-                    raise ContractError("topic_mismatch", message.topic)
-                engine.ingest_status(status)
+                return  # another instance's farm, or no farm file here: not worth decoding
+            message = decode_message(delivery.topic, delivery.payload)
         except ContractError as exc:
-            self._problems.report(exc.cause, f"{message.topic}: {exc.detail}")
+            self._problems.report(exc.cause, f"{delivery.topic}: {exc.detail}")
+            return
+        if isinstance(message, ReadingBatch):
+            engine.ingest_batch(message)
+        elif message is not None:
+            engine.ingest_status(message)
 
     def _delivery_loop(self, stop: threading.Event) -> None:
         store = AlertStore(self._state_db)

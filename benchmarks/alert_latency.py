@@ -32,7 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from collector.alerts.modem import GsmModem
-from collector.alerts.service import AlertService
+from collector.alerts.service import AlertService, make_consumer
 from edge.agent import EdgeAgent
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
@@ -97,12 +97,14 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
     service = AlertService(
         farms={FARM: config},
         state_db=workdir / "alerts.sqlite3",
-        endpoint=MqttEndpoint(
-            "127.0.0.1",
-            broker.port,
-            "farmwatch-alerts",
-            ALERTS_USER,
-            SecretStr(passwords[ALERTS_USER]),
+        consumer=make_consumer(
+            MqttEndpoint(
+                "127.0.0.1",
+                broker.port,
+                "farmwatch-alerts",
+                ALERTS_USER,
+                SecretStr(passwords[ALERTS_USER]),
+            )
         ),
         channels=[modem],
         clock=clock,

@@ -8,7 +8,7 @@ import time
 
 from pydantic import ValidationError
 
-from collector.service import Collector, make_writer
+from collector.service import Collector, make_consumer, make_writer
 from collector.settings import CollectorSettings
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import SystemClock
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                 log.warning("InfluxDB no disponible / unavailable: %s", exc)
                 time.sleep(2.0)
     problems = ProblemLog(logging.getLogger("farmwatch.collector.problems"))
-    Collector(settings, writer, SystemClock(), problems).run(stop)
+    Collector(settings, make_consumer(settings), writer, SystemClock(), problems).run(stop)
     return 0
 
 

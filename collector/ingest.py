@@ -29,20 +29,10 @@ from farmwatch_shared.contract import (
 )
 from farmwatch_shared.influx import PermanentWriteError, PointWriter, RetryableWriteError
 from farmwatch_shared.lineprotocol import reading_lines, status_line
+from farmwatch_shared.mqtt import Delivery
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One MQTT message as received."""
-
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-
 
 Acknowledge = Callable[[Delivery], None]
 DeadLetterSink = Callable[[DeadLetter], None]

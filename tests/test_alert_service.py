@@ -248,7 +248,7 @@ def test_only_the_lease_holder_sends(
         assert not second.service.leader.wait(0.5)
         first.stop()  # releases the lease; the standby takes over the same MQTT session
         assert second.service.leader.wait(10)
-        assert second.service.session.wait_connected(10)
+        assert second.service.consumer.wait_connected(10)
         assert second.service.subscribed.wait(10)
         _fire(broker, clock, db)
         wait_for(lambda: modem_emulator.sent, what="alert from the new holder")

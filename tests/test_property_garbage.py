@@ -18,7 +18,7 @@ from conftest import Influx, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.ingest import Delivery, Ingestor
+from collector.ingest import Ingestor
 from edge.mcu_link import ReadingRecorder
 from edge.outbox import Outbox
 from farmwatch_local.services import InfluxServer
@@ -34,6 +34,7 @@ from farmwatch_shared.contract import (
 from farmwatch_shared.farm.model import SoilMoistureSensor
 from farmwatch_shared.influx import InfluxV1Writer
 from farmwatch_shared.mcu_protocol import LineAssembler, McuReading, reading_line
+from farmwatch_shared.mqtt import Delivery
 from farmwatch_shared.problems import ProblemLog
 
 PROBE = SoilMoistureSensor(

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from collector.alerts.channels import SmsChannel
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
-from collector.alerts.service import AlertService, owns_farm
+from collector.alerts.service import AlertService, make_consumer, owns_farm
 from collector.alerts.settings import AlertSettings
 from collector.alerts.store import AlertStore
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
@@ -164,13 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     service = AlertService(
         farms=farms,
         state_db=settings.state_db,
-        endpoint=settings.mqtt_endpoint(settings.client_id),
+        consumer=make_consumer(
+            settings.mqtt_endpoint(settings.client_id), settings.session_expiry_s
+        ),
         channels=channels_list,
         clock=SystemClock(),
         problems=ProblemLog(logging.getLogger("farmwatch.alerts.problems")),
         modem=modem,
         history_writer=writer,
-        session_expiry_s=settings.session_expiry_s,
         holder=f"{socket.gethostname()}:{os.getpid()}",
         lease_ttl_s=settings.lease_ttl_s,
         retry_initial_s=settings.retry_initial_s,

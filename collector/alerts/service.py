@@ -1,4 +1,4 @@
-"""The alerting service: its own MQTT session (own client id, QoS 1, persistent, acknowledging
+"""The alerting service: its own MQTT consumer (own client id, QoS 1, persistent, acknowledging
 each message only after its readings are committed), the rule engine, and the SMS delivery loop.
 
 Exactly one process sends for a set of farms: farms are split among instances by
@@ -16,8 +16,6 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import paho.mqtt.client as paho
 
 from collector.alerts.channels import ChannelError, SmsChannel
 from collector.alerts.commands import CommandHandler
@@ -37,7 +35,7 @@ from farmwatch_shared.contract import (
 )
 from farmwatch_shared.farm.model import FarmConfig
 from farmwatch_shared.influx import PointWriter
-from farmwatch_shared.mqtt import MqttEndpoint, MqttSession
+from farmwatch_shared.mqtt import Consumer, Delivery, MqttConsumer, MqttEndpoint
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -49,12 +47,15 @@ def owns_farm(farm_id: str, index: int, count: int) -> bool:
     return zlib.crc32(farm_id.encode()) % count == index
 
 
-@dataclass(frozen=True)
-class _Message:
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
+def make_consumer(endpoint: MqttEndpoint, session_expiry_s: int = 7 * 24 * 3600) -> MqttConsumer:
+    """The alerting service's persistent MQTT session on every farm's readings and statuses."""
+    return MqttConsumer(
+        endpoint,
+        topic_filters=[READINGS_SUBSCRIPTION, STATUS_SUBSCRIPTION],
+        session_expiry_s=session_expiry_s,
+        receive_maximum=200,
+        max_inflight=50,
+    )
 
 
 @dataclass
@@ -76,13 +77,12 @@ class AlertService:
         *,
         farms: Mapping[str, FarmConfig],
         state_db: Path,
-        endpoint: MqttEndpoint,
+        consumer: Consumer,
         channels: Sequence[SmsChannel],
         clock: Clock,
         problems: ProblemLog,
         modem: GsmModem | None = None,
         history_writer: PointWriter | None = None,
-        session_expiry_s: int = 7 * 24 * 3600,
         holder: str = "alerts",
         lease_ttl_s: float = 30.0,
         retry_initial_s: float = 30.0,
@@ -100,40 +100,17 @@ class AlertService:
         self._lease_ttl_ms = int(lease_ttl_s * 1000)
         self._retry = (retry_initial_s, retry_max_s)
         self.timing = timing or ServiceTiming()
-        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self._wake = threading.Event()
         self.leader = threading.Event()
         """Set while this process holds the sender lease and is subscribed."""
         self.messages_processed = 0
-        self.session = MqttSession(
-            endpoint,
-            clean_start=False,
-            session_expiry_s=session_expiry_s,
-            manual_ack=True,
-            max_inflight=50,
-            receive_maximum=200,
-            on_connected=self._subscribe,
-            on_message=self._on_message,
-        )
-
-    # -- MQTT -------------------------------------------------------------------------------
+        self.consumer = consumer
 
     @property
     def subscribed(self) -> threading.Event:
         """Set once the broker accepted the subscriptions (on the current connection)."""
-        return self.session.subscribed
-
-    def _subscribe(self, session: MqttSession) -> None:
-        result, _ = session.client.subscribe([(READINGS_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
-        if result != paho.MQTT_ERR_SUCCESS:
-            log.error("subscribe failed: rc=%s", result)
-
-    def _on_message(self, message: paho.MQTTMessage) -> None:
-        self._inbox.put(_Message(message.mid, message.qos, message.topic, bytes(message.payload)))
-
-    def _ack(self, message: _Message) -> None:
-        if message.qos > 0:
-            self.session.client.ack(message.mid, message.qos)
+        return self.consumer.subscribed
 
     # -- threads ----------------------------------------------------------------------------
 
@@ -167,17 +144,17 @@ class AlertService:
                 return
             log.info("Este proceso envía las alertas / this process sends the alerts")
             engine = AlertEngine(store, self._farms, self._clock, self._problems)
-            self.session.start()
+            self.consumer.start(self._inbox.put)
             self.leader.set()
             next_tick = 0.0
             while not stop.is_set():
                 try:
-                    message = self._inbox.get(timeout=self.timing.idle_s)
+                    delivery: Delivery | None = self._inbox.get(timeout=self.timing.idle_s)
                 except queue.Empty:
-                    message = None
-                if message is not None:
-                    self._process(engine, message)
-                    self._ack(message)
+                    delivery = None
+                if delivery is not None:
+                    self._process(engine, delivery)
+                    self.consumer.ack(delivery)
                     self.messages_processed += 1
                     self._wake.set()
                 now = self._clock.monotonic()
@@ -192,10 +169,10 @@ class AlertService:
                     self._wake.set()
         finally:
             self.leader.clear()
-            self.session.stop()
+            self.consumer.stop()
             store.close()
 
-    def _process(self, engine: AlertEngine, delivery: _Message) -> None:
+    def _process(self, engine: AlertEngine, delivery: Delivery) -> None:
         try:
             farm, _, _ = parse_topic(delivery.topic)
             if farm not in self._farms:

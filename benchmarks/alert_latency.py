@@ -93,7 +93,7 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
     emulator = GsmModemEmulator(modem_link)
     emulator.start()
     clock = SystemClock()
-    modem = GsmModem(pyserial_factory(modem_link.path, 115200, 0.05))
+    modem = GsmModem(pyserial_factory(modem_link.path, 115200, 0.05), clock)
     service = AlertService(
         farms={FARM: config},
         state_db=workdir / "alerts.sqlite3",

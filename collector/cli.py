@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 
 from pydantic import ValidationError
 
@@ -57,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level)
     log = logging.getLogger("farmwatch.collector")
     stop = stop_on_signals()
+    clock = SystemClock()
     writer = make_writer(settings)
     if isinstance(writer, InfluxV1Writer) and settings.influx_create_database:
         while not stop.is_set():
@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                 break
             except RetryableWriteError as exc:
                 log.warning("InfluxDB no disponible / unavailable: %s", exc)
-                time.sleep(2.0)
+                clock.sleep(2.0)
     problems = ProblemLog(logging.getLogger("farmwatch.collector.problems"))
-    Collector(settings, make_consumer(settings), writer, SystemClock(), problems).run(stop)
+    Collector(settings, make_consumer(settings), writer, clock, problems).run(stop)
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import msgspec
 import paho.mqtt.client as paho
@@ -68,6 +67,7 @@ class Collector:
         problems: ProblemLog,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._problems = problems
         self.consumer = consumer
         self.ingestor = Ingestor(
@@ -89,7 +89,7 @@ class Collector:
                 return
             if info.rc != paho.MQTT_ERR_QUEUE_SIZE:
                 break
-            time.sleep(DEAD_LETTER_RETRY_S)
+            self._clock.sleep(DEAD_LETTER_RETRY_S)
         self._problems.report("dead_letter_not_queued", f"paho rc={info.rc}: {letter.reason}")
 
     def run(self, stop: threading.Event) -> None:

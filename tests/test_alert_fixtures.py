@@ -24,7 +24,7 @@ from collector.alerts.service import AlertService, ServiceTiming, make_consumer
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_local.services import free_port
-from farmwatch_shared.clock import Clock
+from farmwatch_shared.clock import Clock, SystemClock
 from farmwatch_shared.farm.model import FarmConfig
 from farmwatch_shared.influx import PointWriter
 from farmwatch_shared.mqtt import MqttEndpoint
@@ -50,6 +50,7 @@ def modem_client(emulator: GsmModemEmulator, timeout_s: float = 1.0) -> GsmModem
     """The real modem channel opening the emulator's tty with pyserial."""
     return GsmModem(
         pyserial_factory(emulator.link.path, 115200, 0.02),
+        SystemClock(),
         command_timeout_s=timeout_s,
         send_timeout_s=timeout_s * 2,
     )

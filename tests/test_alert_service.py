@@ -14,6 +14,7 @@ from test_alert_fixtures import modem_client, modem_emulator, start_alerts
 from collector.alerts.store import AlertStore
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.scenario import raw_for
+from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
     Reading,
     ReadingBatch,
@@ -53,7 +54,7 @@ def test_trough_drains_alert_sms_then_resolution_sms_and_history_in_influx(
         history_writer=writer,
     )
     agent = start_agent(broker, tmp_path, FARM, clock=clock)
-    store = AlertStore(tmp_path / "alerts.sqlite3")
+    store = AlertStore(tmp_path / "alerts.sqlite3", clock)
     try:
         steps = [(0, 50.0), (1, 20.0), (6, 19.0), (11, 19.0)]  # below 25 % from minute 1
         for minute, pct in steps:
@@ -135,7 +136,7 @@ def _publish(
 
 
 def _stored_until(db: Path, ts: int) -> bool:
-    store = AlertStore(db)
+    store = AlertStore(db, SystemClock())
     try:
         latest = store.latest(FARM, "trough-north")
         return latest is not None and latest[0] >= ts

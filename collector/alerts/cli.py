@@ -19,7 +19,7 @@ from collector.alerts.service import AlertService, make_consumer, owns_farm
 from collector.alerts.settings import AlertSettings
 from collector.alerts.store import AlertStore
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
-from farmwatch_shared.clock import SystemClock
+from farmwatch_shared.clock import Clock, SystemClock
 from farmwatch_shared.farm.model import FarmConfig, FarmConfigError, load_farm_config
 from farmwatch_shared.influx import InfluxV1Writer, RetryableWriteError
 from farmwatch_shared.problems import ProblemLog
@@ -56,9 +56,9 @@ def _when(ts_ms: int | None) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def print_history(state_db: Path, farm: str | None, limit: int) -> None:
+def print_history(state_db: Path, farm: str | None, limit: int, clock: Clock) -> None:
     """The last ``limit`` alert transitions and SMS (UTC), from the state database."""
-    store = AlertStore(state_db)
+    store = AlertStore(state_db, clock)
     try:
         print("# alertas / alert events (UTC)")
         for e in store.events(farm)[-limit:]:
@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         farms = load_farms(settings)
     except (ValidationError, OSError, FarmConfigError) as exc:
         return config_error(exc)
+    clock = SystemClock()
     if args.history is not None:
-        print_history(settings.state_db, args.history or None, args.limit)
+        print_history(settings.state_db, args.history or None, args.limit, clock)
         return 0
     if args.check_config:
         channels = [
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.modem_port is not None:
         modem = GsmModem(
             pyserial_factory(settings.modem_port, settings.modem_baudrate, 0.05),
+            clock,
             command_timeout_s=settings.modem_command_timeout_s,
             send_timeout_s=settings.modem_send_timeout_s,
             new_message_indication=settings.modem_cnmi,
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             settings.mqtt_endpoint(settings.client_id), settings.session_expiry_s
         ),
         channels=channels_list,
-        clock=SystemClock(),
+        clock=clock,
         problems=ProblemLog(logging.getLogger("farmwatch.alerts.problems")),
         modem=modem,
         history_writer=writer,

@@ -116,7 +116,8 @@ class AlertService:
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set: wait for the lease, then evaluate and deliver."""
-        AlertStore(self._state_db).close()  # create the database before two threads open it
+        # create the database before two threads open it
+        AlertStore(self._state_db, self._clock).close()
         delivery = threading.Thread(
             target=self._delivery_loop, args=(stop,), name="alerts-delivery", daemon=True
         )
@@ -127,12 +128,12 @@ class AlertService:
             stop.set()
             delivery.join(30.0)
             # only now, with the modem closed, may a standby take over
-            store = AlertStore(self._state_db)
+            store = AlertStore(self._state_db, self._clock)
             store.release_lease(LEASE_NAME, self._holder)
             store.close()
 
     def _engine_loop(self, stop: threading.Event) -> None:
-        store = AlertStore(self._state_db)
+        store = AlertStore(self._state_db, self._clock)
         try:
             while not stop.is_set():
                 if store.try_lease(
@@ -187,7 +188,7 @@ class AlertService:
             engine.ingest_status(message)
 
     def _delivery_loop(self, stop: threading.Event) -> None:
-        store = AlertStore(self._state_db)
+        store = AlertStore(self._state_db, self._clock)
         dispatcher = Dispatcher(
             store,
             self._channels,

@@ -33,7 +33,7 @@ from pydantic import SecretStr
 
 from benchmarks.edge import shipped_agent
 from collector.alerts.modem import GsmModem
-from collector.alerts.service import AlertService
+from collector.alerts.service import AlertService, make_consumer
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
@@ -93,16 +93,18 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
     emulator = GsmModemEmulator(modem_link)
     emulator.start()
     clock = SystemClock()
-    modem = GsmModem(pyserial_factory(modem_link.path, 115200, 0.05))
+    modem = GsmModem(pyserial_factory(modem_link.path, 115200, 0.05), clock)
     service = AlertService(
         farms={FARM: config},
         state_db=workdir / "alerts.sqlite3",
-        endpoint=MqttEndpoint(
-            "127.0.0.1",
-            broker.port,
-            "farmwatch-alerts",
-            ALERTS_USER,
-            SecretStr(passwords[ALERTS_USER]),
+        consumer=make_consumer(
+            MqttEndpoint(
+                "127.0.0.1",
+                broker.port,
+                "farmwatch-alerts",
+                ALERTS_USER,
+                SecretStr(passwords[ALERTS_USER]),
+            )
         ),
         channels=[modem],
         clock=clock,

@@ -35,7 +35,7 @@ from benchmarks.common import (
     publish_all,
     subscribe,
 )
-from collector.service import Collector
+from collector.service import Collector, make_consumer
 from collector.settings import CollectorSettings
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
@@ -271,11 +271,12 @@ class FarmwatchCollector(Consumer):
         """Start the collector in a thread; wait until it is connected (and subscribed)."""
         writer = InfluxV1Writer(self._settings.influx_url, self._settings.influx_database)
         problems = ProblemLog(logging.getLogger("bench.collector.problems"))
-        self.collector = Collector(self._settings, writer, SystemClock(), problems)
+        consumer = make_consumer(self._settings)
+        self.collector = Collector(self._settings, consumer, writer, SystemClock(), problems)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.collector.run, args=(self._stop,))
         self._thread.start()
-        if not self.collector.session.wait_connected(10):
+        if not consumer.wait_connected(10):
             raise RuntimeError("collector did not connect")
         if self._probe_subscription:
             self._wait_subscribed()

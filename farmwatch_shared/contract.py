@@ -13,6 +13,40 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+__all__ = [
+    "DEAD_LETTER_TOPIC",
+    "EARLIEST_TS_MS",
+    "IDENT_PATTERN",
+    "MAX_FUTURE_MS",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_READINGS_PER_BATCH",
+    "READINGS_SUBSCRIPTION",
+    "STATUS_SUBSCRIPTION",
+    "TOPIC_ROOT",
+    "UNITS",
+    "VALUE_LIMITS",
+    "VERSION",
+    "ZLIB_FIRST_BYTE",
+    "AgentStatus",
+    "ContractError",
+    "DeadLetter",
+    "Ident",
+    "Message",
+    "Reading",
+    "ReadingBatch",
+    "ReadingFlag",
+    "SensorKind",
+    "decode_batch",
+    "decode_message",
+    "decode_status",
+    "encode_batch",
+    "encode_status",
+    "parse_topic",
+    "reading_problem",
+    "readings_topic",
+    "status_topic",
+]
+
 VERSION: Final = 1
 TOPIC_ROOT: Final = "farmwatch/v1"
 READINGS_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/readings"
@@ -190,6 +224,31 @@ def decode_status(payload: bytes) -> AgentStatus:
         raise ContractError("schema", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ContractError("malformed", str(exc)) from None
+
+
+Message = ReadingBatch | AgentStatus
+"""What a message on a ``farmwatch/v1`` topic carries."""
+
+
+def decode_message(topic: str, payload: bytes) -> Message | None:
+    """Decode a message from its topic and payload, checking that the payload names the farm
+    and agent of its topic. None is an empty status payload (a retained status being cleared:
+    nothing to do). Raise ContractError (``bad_topic``, ``topic_mismatch``, or a payload cause)."""
+    farm, agent, leaf = parse_topic(topic)
+    message: Message
+    if leaf == "readings":
+        message = decode_batch(payload)
+    elif leaf == "status":
+        if not payload:
+            return None
+        message = decode_status(payload)
+    else:
+        raise ContractError("bad_topic", topic[:200])
+    if message.farm != farm or message.agent != agent:
+        raise ContractError(
+            "topic_mismatch", f"topic {farm}/{agent}, payload {message.farm}/{message.agent}"
+        )
+    return message
 
 
 EARLIEST_TS_MS: Final = 1_577_836_800_000

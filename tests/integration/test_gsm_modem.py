@@ -10,6 +10,7 @@ from support.waiting import wait_for
 from collector.alerts.channels import ChannelError
 from collector.alerts.modem import GsmModem, IncomingSms
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
+from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.serial_port import pyserial_factory
 
 PHONE = "+529510000001"
@@ -141,6 +142,7 @@ def test_incoming_messages_are_read_handed_over_and_deleted(
 def test_messages_routed_directly_with_cmt(modem_emulator: GsmModemEmulator) -> None:
     modem = GsmModem(
         pyserial_factory(modem_emulator.link.path, 115200, 0.02),
+        SystemClock(),
         command_timeout_s=1.0,
         new_message_indication="2,2,0,0,0",
     )

@@ -23,8 +23,8 @@ TEXT = "ALERTA 3 Rancho modelo La Mixteca: Bebedero potrero norte 18% (umbral 25
 def _setup(
     tmp_path: Path, emulator: GsmModemEmulator, fake: FakeGateway
 ) -> tuple[AlertStore, Dispatcher, FrozenClock, ProblemLog]:
-    store = AlertStore(tmp_path / "alerts.sqlite3")
     clock = FrozenClock(T0)
+    store = AlertStore(tmp_path / "alerts.sqlite3", clock)
     problems = ProblemLog(logging.getLogger("test.sms"))
     channels: list[SmsChannel] = [modem_client(emulator, timeout_s=0.3), fake.channel()]
     dispatcher = Dispatcher(store, channels, clock, problems, retry_initial_s=30, retry_max_s=600)

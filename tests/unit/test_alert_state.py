@@ -43,7 +43,7 @@ class Feed:
         self.open()
 
     def open(self) -> None:
-        self.store = AlertStore(self.path)
+        self.store = AlertStore(self.path, self.clock)
         self.engine = AlertEngine(self.store, {FARM: self.config}, self.clock, self.problems)
 
     def restart(self) -> None:

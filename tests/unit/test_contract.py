@@ -6,14 +6,19 @@ import pytest
 
 from farmwatch_shared.contract import (
     AgentStatus,
+    Committed,
     ContractError,
     Reading,
     ReadingBatch,
     SensorKind,
+    committed_topic,
+    decode_committed,
     decode_message,
     encode_batch,
+    encode_committed,
     encode_status,
     readings_topic,
+    seq_ranges,
     status_topic,
 )
 
@@ -74,3 +79,37 @@ def test_what_does_not_follow_the_contract_raises_with_its_cause(
     with pytest.raises(ContractError) as refused:
         decode_message(topic, payload)
     assert refused.value.cause == cause
+
+
+def test_committed_confirmations_round_trip_and_merge_seq_ranges() -> None:
+    assert seq_ranges([7, 1, 3, 2, 3]) == [(1, 3), (7, 7)]
+    assert seq_ranges([]) == []
+    committed = Committed(v=1, farm="oax-mixteca", agent="pi-1", seqs=seq_ranges([4, 5, 9]))
+    topic = committed_topic("oax-mixteca", "pi-1")
+    assert topic == "farmwatch/v1/oax-mixteca/pi-1/committed"
+    assert decode_message(topic, encode_committed(committed)) == committed
+    assert decode_committed(b'{"v":1,"farm":"oax-mixteca","agent":"pi-1","seqs":[[4,5]]}') == (
+        Committed(v=1, farm="oax-mixteca", agent="pi-1", seqs=[(4, 5)])
+    )
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"v":1,"farm":"oax-mixteca","agent":"pi-1","seqs":[[5,4]]}',
+        b'{"v":1,"farm":"oax-mixteca","agent":"pi-1","seqs":[]}',
+        b'{"v":1,"farm":"oax-mixteca","agent":"pi-1","seqs":[[-1,4]]}',
+        b'{"v":1,"farm":"oax-mixteca","agent":"pi-1","seqs":[[1,4]],"extra":1}',
+    ],
+)
+def test_impossible_confirmations_are_refused(payload: bytes) -> None:
+    with pytest.raises(ContractError):
+        decode_committed(payload)
+    with pytest.raises(ContractError):
+        decode_message(committed_topic("oax-mixteca", "pi-1"), payload)
+
+
+def test_a_confirmation_for_another_agent_on_this_topic_is_refused() -> None:
+    other = Committed(v=1, farm="oax-istmo", agent="pi-1", seqs=[(1, 1)])
+    with pytest.raises(ContractError, match="topic_mismatch"):
+        decode_message(committed_topic("oax-mixteca", "pi-1"), encode_committed(other))

@@ -104,6 +104,14 @@ def decode_submit(pdu_hex: str) -> tuple[str, str, int, tuple[int, int, int] | N
     return to, "".join(chars), dcs, concat
 
 
+def _tpdu_length(pdu: str) -> int:
+    """Octets after the SMSC part (as ``+CMGR``/``+CMGL`` report), for any stored PDU."""
+    try:
+        return len(pdu) // 2 - 1 - int(pdu[:2], 16)
+    except ValueError:
+        return len(pdu) // 2
+
+
 @dataclass
 class _Stored:
     pdu: str
@@ -165,18 +173,23 @@ class GsmModemEmulator:
             if announce:
                 self.link.write(b"\r\nRDY\r\n")
 
-    def receive_sms(self, sender: str, text: str) -> int:
-        """An SMS arrives from ``sender``: store it (SIM storage) and announce it with
-        ``+CMTI``, or, after ``AT+CNMI=2,2``, route it straight to the host with ``+CMT``
-        (not stored; returns 0)."""
+    def receive_sms(self, sender: str, text: str, *, sender_id: bool = False) -> int:
+        """An SMS arrives from ``sender`` (``sender_id``: an alphanumeric sender ID, which
+        anybody can set to any text): store it (SIM storage) and announce it with ``+CMTI``,
+        or, after ``AT+CNMI=2,2``, route it straight to the host with ``+CMT`` (not stored;
+        returns 0)."""
+        return self.receive_pdu(encode_deliver(sender, text, alphanumeric=sender_id))
+
+    def receive_pdu(self, pdu: str) -> int:
+        """An SMS-DELIVER arrives as the PDU ``pdu`` (hex, with its SMSC part), well formed or
+        not: stored and announced as :meth:`receive_sms` does."""
         with self._lock:
+            tpdu_len = _tpdu_length(pdu)
             if self._route:
-                pdu = encode_deliver(sender, text)
-                tpdu_len = len(pdu) // 2 - 1 - int(pdu[:2], 16)
                 self.link.write(f"\r\n+CMT: ,{tpdu_len}\r\n{pdu}\r\n".encode())
                 return 0
             index = max(self._storage, default=0) + 1
-            self._storage[index] = _Stored(encode_deliver(sender, text))
+            self._storage[index] = _Stored(pdu)
             if self._notify:
                 self.link.write(f'\r\n+CMTI: "SM",{index}\r\n'.encode())
             return index
@@ -271,17 +284,14 @@ class GsmModemEmulator:
             else:
                 status = 1 if stored.read else 0
                 stored.read = True
-                self._ok(
-                    f"+CMGR: {status},,{len(stored.pdu) // 2 - 1 - int(stored.pdu[:2], 16)}"
-                    f"\r\n{stored.pdu}"
-                )
+                self._ok(f"+CMGR: {status},,{_tpdu_length(stored.pdu)}\r\n{stored.pdu}")
         elif (m := re.fullmatch(r"AT\+CMGD=(\d+)(,\d)?", cmd)) is not None:
             self._storage.pop(int(m.group(1)), None)
             self._ok()
         elif cmd == "AT+CMGL=4":
             lines = []
             for index, stored in sorted(self._storage.items()):
-                tpdu_len = len(stored.pdu) // 2 - 1 - int(stored.pdu[:2], 16)
+                tpdu_len = _tpdu_length(stored.pdu)
                 lines.append(
                     f"+CMGL: {index},{1 if stored.read else 0},,{tpdu_len}\r\n{stored.pdu}"
                 )

@@ -41,6 +41,14 @@ CMS_CAUSES = {
 }
 
 
+def _index_of(header: str) -> int | None:
+    """The storage index of a ``+CMGL: <index>,...`` line, None if it has none."""
+    try:
+        return int(header.split(":", 1)[1].split(",")[0])
+    except (IndexError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class IncomingSms:
     """A message read from the modem's storage."""
@@ -49,6 +57,19 @@ class IncomingSms:
     sender: str
     text: str
     timestamp: str
+    numeric_sender: bool = True
+    """False for an alphanumeric sender ID: such a sender may not command."""
+
+
+@dataclass(frozen=True)
+class UnreadableSms:
+    """A stored or routed message that could not be decoded: kept whole for the record."""
+
+    index: int
+    """Position in the modem's storage (0: routed with ``+CMT``, never stored)."""
+    pdu: str
+    """The PDU line exactly as the modem gave it."""
+    reason: str
 
 
 class GsmModem:
@@ -76,7 +97,7 @@ class GsmModem:
         self._ready = False
         self._reference = 0
         self._announced: list[int] = []
-        self._direct: list[IncomingSms] = []
+        self._direct: list[IncomingSms | UnreadableSms] = []
         """Messages routed straight to us (``+CMT``, not stored on the SIM)."""
         self._cmt_pending = False
         self.resets_seen = 0
@@ -131,7 +152,10 @@ class GsmModem:
         """RSSI from ``AT+CSQ`` (0–31), None when unknown."""
         self._ensure_ready()
         lines = self._command("AT+CSQ", expect="+CSQ:")
-        rssi = int(lines[0].split(":")[1].split(",")[0]) if lines else 99
+        try:
+            rssi = int(lines[0].split(":")[1].split(",")[0]) if lines else 99
+        except ValueError:
+            raise ChannelError("bad_response", lines[0][:80]) from None
         return None if rssi == 99 else rssi
 
     # -- sending ----------------------------------------------------------------------------
@@ -185,34 +209,54 @@ class GsmModem:
     # -- receiving --------------------------------------------------------------------------
 
     def poll_incoming(
-        self, sweep: bool = False, accept: Callable[[IncomingSms], None] | None = None
+        self,
+        sweep: bool = False,
+        accept: Callable[[IncomingSms], None] | None = None,
+        reject: Callable[[UnreadableSms], None] | None = None,
     ) -> list[IncomingSms]:
         """Messages announced with ``+CMTI`` (or all stored ones when ``sweep``); each is read
-        and deleted from the modem's storage, after ``accept`` (which stores it durably)
-        returned. Call regularly from the owning thread."""
+        and deleted from the modem's storage after ``accept`` (which stores it durably)
+        returned. A message that cannot be decoded, whatever the reason, goes to ``reject``
+        (which keeps its PDU) and is deleted too, so it neither blocks the messages behind it
+        nor comes back. Call regularly from the owning thread."""
         self._ensure_ready()
-        messages: list[IncomingSms] = []
+        found: list[IncomingSms | UnreadableSms] = []
         if sweep:
             lines = self._command("AT+CMGL=4", expect="")
             for header, pdu in itertools.pairwise(lines):
                 if header.startswith("+CMGL:"):
-                    index = int(header.split(":")[1].split(",")[0])
-                    messages.extend(self._decoded(index, pdu))
+                    index = _index_of(header)
+                    if index is None:
+                        log.warning("+CMGL ilegible / unreadable +CMGL: %r", header[:80])
+                        continue
+                    found.append(self._decoded(index, pdu))
             self._announced.clear()
         while self._announced:
             index = self._announced.pop(0)
             lines = self._command(f"AT+CMGR={index}", expect="")
             if len(lines) >= 2:
-                messages.extend(self._decoded(index, lines[1]))
-        for message in messages:
-            if accept is not None:
-                accept(message)
-            self._command(f"AT+CMGD={message.index}")
+                found.append(self._decoded(index, lines[1]))
+        messages: list[IncomingSms] = []
+        for item in found:
+            if isinstance(item, IncomingSms):
+                if accept is not None:
+                    accept(item)
+                messages.append(item)
+            else:
+                log.warning(
+                    "SMS ilegible en posición %d / unreadable SMS: %s", item.index, item.reason
+                )
+                if reject is not None:
+                    reject(item)
+            self._command(f"AT+CMGD={item.index}")
         direct, self._direct = self._direct, []
-        for message in direct:  # nothing to delete: they were never stored
-            if accept is not None:
-                accept(message)
-        messages.extend(direct)
+        for routed in direct:  # nothing to delete: they were never stored
+            if isinstance(routed, IncomingSms):
+                if accept is not None:
+                    accept(routed)
+                messages.append(routed)
+            elif reject is not None:
+                reject(routed)
         return messages
 
     def _drain(self) -> None:
@@ -221,14 +265,18 @@ class GsmModem:
         for line in self._take_lines():
             self._unsolicited(line)
 
-    def _decoded(self, index: int, pdu: str) -> list[IncomingSms]:
+    @staticmethod
+    def _decoded(index: int, pdu: str) -> IncomingSms | UnreadableSms:
+        """The message in ``pdu``, or why not: any failure to decode stays with this one SMS."""
         try:
             decoded: DeliverPdu = decode_deliver(pdu)
         except PduError as exc:
-            log.warning("SMS ilegible en posición %d / unreadable SMS: %s", index, exc)
-            self._command(f"AT+CMGD={index}")
-            return []
-        return [IncomingSms(index, decoded.sender, decoded.text, decoded.timestamp)]
+            return UnreadableSms(index, pdu, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the inbox
+            return UnreadableSms(index, pdu, f"{type(exc).__name__}: {exc}")
+        return IncomingSms(
+            index, decoded.sender, decoded.text, decoded.timestamp, decoded.numeric_sender
+        )
 
     # -- AT plumbing ------------------------------------------------------------------------
 
@@ -314,12 +362,7 @@ class GsmModem:
     def _unsolicited(self, line: str) -> bool:
         if self._cmt_pending:  # the PDU line after a "+CMT:" header
             self._cmt_pending = False
-            try:
-                sms = decode_deliver(line)
-            except PduError as exc:
-                log.warning("SMS directo ilegible / unreadable +CMT: %s", exc)
-            else:
-                self._direct.append(IncomingSms(0, sms.sender, sms.text, sms.timestamp))
+            self._direct.append(self._decoded(0, line))
             return True
         if not line.startswith(_UNSOLICITED):
             return False

@@ -1,5 +1,6 @@
-"""The alerting service's durable state in SQLite (WAL): recent samples, rule states, incidents,
-the alert event log, the SMS outbox/log, received SMS and the single-sender lease.
+"""The alerting service's durable state in SQLite (WAL, synchronous=FULL): recent samples, rule
+states, incidents, the alert event log, the SMS outbox/log, received SMS, quarantined input
+(whole MQTT payloads and SMS PDUs that could not be handled) and the single-sender lease.
 
 Every state transition is committed in the same transaction as the SMS it causes (see
 ``engine.py``), so a restart neither forgets an alert nor sends its message twice. Each thread
@@ -61,6 +62,10 @@ CREATE TABLE IF NOT EXISTS lease (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, received_ms INTEGER NOT NULL, source TEXT NOT NULL,
+    origin TEXT NOT NULL, payload BLOB NOT NULL, cause TEXT NOT NULL, detail TEXT NOT NULL
+);
 """
 
 
@@ -128,8 +133,16 @@ class AlertStore:
                 if "locked" not in str(exc) or attempt == 199:
                     raise
                 clock.sleep(0.05)
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk when it returns. An incoming SMS is deleted from the SIM
+        # right after its row commits, and an SMS marked sent is not sent again.
+        self._db.execute("PRAGMA synchronous=FULL")
         self._depth = 0
+
+    def durability(self) -> tuple[str, str]:
+        """(journal mode, synchronous level) of this connection, e.g. ``("wal", "full")``."""
+        mode = str(self._all("PRAGMA journal_mode")[0][0]).lower()
+        level = int(self._all("PRAGMA synchronous")[0][0])
+        return mode, {0: "off", 1: "normal", 2: "full", 3: "extra"}[level]
 
     def close(self) -> None:
         """Close the connection."""
@@ -195,9 +208,12 @@ class AlertStore:
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def prune(self, farm: str, sensor: str, before_ms: int) -> None:
-        """Forget samples older than any rule looks back."""
+        """Forget samples older than any rule looks back, except the newest one of the sensor
+        (a ``silent`` rule measures from it however long ago it was)."""
         self._db.execute(
-            "DELETE FROM samples WHERE farm=? AND sensor=? AND ts<?", (farm, sensor, before_ms)
+            "DELETE FROM samples WHERE farm=? AND sensor=? AND ts<? AND ts<(SELECT MAX(ts) "
+            "FROM samples WHERE farm=? AND sensor=?)",
+            (farm, sensor, before_ms, farm, sensor),
         )
 
     def agent_seen(self, farm: str, agent: str, ts_ms: int, online: bool) -> None:
@@ -382,11 +398,15 @@ class AlertStore:
 
     # -- received SMS -----------------------------------------------------------------------
 
-    def add_incoming(self, phone: str, text: str, stamp: str, now_ms: int) -> int | None:
-        """Store a received message; None if this exact message was stored before."""
+    def add_incoming(
+        self, phone: str, text: str, stamp: str, now_ms: int, outcome: str | None = None
+    ) -> int | None:
+        """Store a received message; None if this exact message was stored before. With an
+        ``outcome`` it is stored as already handled (kept for the record, never answered)."""
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO inbox (phone, text, stamp, received_ms) VALUES (?, ?, ?, ?)",
-            (phone, text, stamp, now_ms),
+            "INSERT OR IGNORE INTO inbox (phone, text, stamp, received_ms, handled, outcome) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (phone, text, stamp, now_ms, int(outcome is not None), outcome),
         )
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
@@ -404,6 +424,32 @@ class AlertStore:
         cursor = self._db.execute(
             "SELECT id, phone, text, received_ms, handled, outcome FROM inbox ORDER BY id"
         )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- quarantine -------------------------------------------------------------------------
+
+    def quarantine(
+        self, source: str, origin: str, payload: bytes, cause: str, detail: str, now_ms: int
+    ) -> int:
+        """Keep input that could not be handled, whole: ``source`` ``mqtt`` (origin: the
+        topic) or ``sms`` (origin: where on the modem; payload: the PDU as received)."""
+        cursor = self._db.execute(
+            "INSERT INTO quarantine (received_ms, source, origin, payload, cause, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (now_ms, source, origin, payload, cause, detail[:2000]),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def quarantined(self, source: str | None = None) -> list[dict[str, Any]]:
+        """Quarantined input, oldest first (optionally of one source)."""
+        sql = "SELECT id, received_ms, source, origin, payload, cause, detail FROM quarantine"
+        params: tuple[Any, ...] = ()
+        if source is not None:
+            sql += " WHERE source=?"
+            params = (source,)
+        cursor = self._db.execute(sql + " ORDER BY id", params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -456,6 +502,10 @@ class AlertStore:
         """A stored setting."""
         rows = self._all("SELECT value FROM meta WHERE key=?", (key,))
         return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting (replacing it)."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def set_meta_once(self, key: str, value: str) -> str:
         """Store ``value`` unless the key exists; return the stored value."""

@@ -21,6 +21,7 @@ from collector.alerts.channels import SmsChannel
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
 from collector.alerts.service import AlertService, ServiceTiming, make_consumer
+from collector.alerts.timeline import current_boot_id
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_local.services import free_port
@@ -165,6 +166,7 @@ def start_alerts(
         channels=channels,
         clock=clock,
         problems=problems,
+        boot_id=current_boot_id(),
         modem=modem,
         history_writer=history_writer,
         holder=holder,

@@ -129,7 +129,9 @@ class GsmModemEmulator:
     signal: int = 21
     silent: bool = False
     fail_sends: deque[str] = field(default_factory=deque)
-    """Final result codes to answer the next ``AT+CMGS`` submissions with."""
+    """Final result codes to answer the next ``AT+CMGS`` submissions (one per part) with:
+    ``"OK"`` sends normally, ``""`` sends but loses the answer (no ``+CMGS``), anything else
+    (``"ERROR"``, ``"+CMS ERROR: 38"``) refuses the part."""
     sent: list[SentSms] = field(default_factory=list)
     parts: list[ReceivedPart] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
@@ -301,9 +303,13 @@ class GsmModemEmulator:
             self._reply("\r\nERROR\r\n")
 
     def _submit(self, pdu: str, length: int, at: float) -> None:
+        answer = True
         if self.fail_sends:
-            self._reply(f"\r\n{self.fail_sends.popleft()}\r\n")
-            return
+            result = self.fail_sends.popleft()
+            if result not in ("OK", ""):
+                self._reply(f"\r\n{result}\r\n")
+                return
+            answer = result == "OK"  # "": sent, but the answer is lost
         if not self.registered:
             self._reply("\r\n+CMS ERROR: 331\r\n")  # no network service
             return
@@ -330,4 +336,5 @@ class GsmModemEmulator:
                 ordered = sorted(collected, key=lambda p: p.concat[2] if p.concat else 0)
                 del self._concat[key]
                 self.sent.append(SentSms(to, "".join(p.text for p in ordered), tuple(ordered)))
-        self._reply(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")
+        if answer:
+            self._reply(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import serial
 
-from collector.alerts.channels import ChannelError
+from collector.alerts.channels import ChannelError, PartLedger
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.serial_port import PortFactory, SerialPort
 from farmwatch_shared.sms_pdu import DeliverPdu, PduError, decode_deliver, encode_submit
@@ -160,30 +160,51 @@ class GsmModem:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def send(self, phone: str, text: str) -> str:
-        """Send ``text`` (as many parts as needed); return the message references.
+    def send(self, phone: str, text: str, ledger: PartLedger | None = None) -> str:
+        """Send the parts of ``text`` not yet in ``ledger`` (all of them, under a fresh
+        concatenation reference, without one); return the message references of the parts
+        sent now. Each part is recorded in the ledger as the modem confirms it (``+CMGS``).
 
         A modem that lost its settings unnoticed (PDU mode refused) is initialised again and the
-        message retried once."""
+        message retried once, from the first part not confirmed. No ``+CMGS`` after the PDU
+        went out (timeout, the port gone) raises an ``uncertain`` ChannelError naming the part:
+        the modem may have sent it."""
+        if ledger is None:
+            self._reference = (self._reference + 1) % 256
+            ledger = PartLedger(self._reference)
         try:
-            return self._send_once(phone, text)
+            return self._send_once(phone, text, ledger)
         except ChannelError as exc:
             if exc.cause != "invalid_pdu_mode_parameter":
                 raise
             log.warning("El módem perdió su configuración / modem lost its settings: again")
-            return self._send_once(phone, text)
+            return self._send_once(phone, text, ledger)
 
-    def _send_once(self, phone: str, text: str) -> str:
+    def _send_once(self, phone: str, text: str, ledger: PartLedger) -> str:
         try:
             self._ensure_ready()
-            self._reference = (self._reference + 1) % 256
+            pdus = encode_submit(phone, text, reference=ledger.reference)
             refs = []
-            for pdu in encode_submit(phone, text, reference=self._reference):
+            for index, pdu in enumerate(pdus, start=1):
+                if index in ledger.sent:
+                    continue
                 self._write(f"AT+CMGS={pdu.tpdu_length}\r".encode())
                 self._wait_prompt()
                 self._write(pdu.hex.encode("ascii") + b"\x1a")
-                lines = self._collect(self._send_timeout_s, expect="+CMGS:")
-                refs.append(lines[0].split(":")[1].strip() if lines else "?")
+                try:
+                    lines = self._collect(self._send_timeout_s, expect="+CMGS:")
+                except ChannelError as exc:
+                    if exc.cause not in ("timeout", "port_unavailable"):
+                        raise  # a final result code: the modem did not send this part
+                    raise ChannelError(
+                        exc.cause,
+                        f"part {index}/{len(pdus)}: no +CMGS after the PDU ({exc.detail})",
+                        uncertain=True,
+                        part=index,
+                    ) from None
+                ref = lines[0].split(":", 1)[1].strip() if lines else "?"
+                refs.append(ref)
+                ledger.record(index, len(pdus), ref)
             return ",".join(refs)
         except ChannelError as exc:
             if exc.cause in ("timeout", "modem_reset", "invalid_pdu_mode_parameter", "error"):

@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS sms (
     exported INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sms_due ON sms (state, next_attempt_ms);
+CREATE TABLE IF NOT EXISTS sms_parts (
+    sms_id INTEGER NOT NULL, part INTEGER NOT NULL, channel TEXT NOT NULL, state TEXT NOT NULL,
+    reference TEXT NOT NULL DEFAULT '', ts_ms INTEGER NOT NULL, PRIMARY KEY (sms_id, part)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, phone TEXT NOT NULL, text TEXT NOT NULL,
     stamp TEXT NOT NULL, received_ms INTEGER NOT NULL, handled INTEGER NOT NULL DEFAULT 0,
@@ -354,12 +358,18 @@ class AlertStore:
         )
         return cursor.rowcount == 1
 
-    def due_sms(self, now_ms: int, limit: int = 20) -> list[OutgoingSms]:
-        """Pending messages whose next attempt is due, oldest first."""
+    def due_sms(
+        self, now_ms: int, limit: int = 20, horizon_ms: int | None = None
+    ) -> list[OutgoingSms]:
+        """Pending messages whose next attempt is due, oldest first. With ``horizon_ms`` (the
+        longest retry delay) a next attempt further ahead than that is due too: the wall clock
+        was stepped back since it was scheduled."""
+        far = now_ms + horizon_ms if horizon_ms is not None else None
         rows = self._all(
             "SELECT id, farm, phone, text, kind, incident, attempts, created_ms FROM sms "
-            "WHERE state='pending' AND next_attempt_ms<=? ORDER BY id LIMIT ?",
-            (now_ms, limit),
+            "WHERE state='pending' AND (next_attempt_ms<=? OR next_attempt_ms>?) "
+            "ORDER BY id LIMIT ?",
+            (now_ms, far if far is not None else 2**62, limit),
         )
         return [OutgoingSms(*row) for row in rows]
 
@@ -378,6 +388,38 @@ class AlertStore:
             "state=CASE WHEN ? THEN 'failed' ELSE state END WHERE id=?",
             (next_attempt_ms, error[:500], failed, sms_id),
         )
+
+    def sms_part_sent(
+        self, sms_id: int, part: int, channel: str, reference: str, now_ms: int
+    ) -> None:
+        """A channel confirmed one part of a message (committed before the next part goes)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO sms_parts VALUES (?, ?, ?, 'sent', ?, ?)",
+            (sms_id, part, channel, reference, now_ms),
+        )
+
+    def sms_part_uncertain(self, sms_id: int, part: int, channel: str, now_ms: int) -> None:
+        """A channel may or may not have sent this part: the message stays on that channel."""
+        self._db.execute(
+            "INSERT INTO sms_parts VALUES (?, ?, ?, 'uncertain', '', ?) "
+            "ON CONFLICT (sms_id, part) DO UPDATE SET state='uncertain', ts_ms=excluded.ts_ms "
+            "WHERE state != 'sent'",
+            (sms_id, part, channel, now_ms),
+        )
+
+    def sms_progress(self, sms_id: int) -> tuple[str | None, set[int]]:
+        """(channel the message is bound to, parts confirmed sent): a message with any part
+        sent or uncertain on a channel may only go on through that channel."""
+        rows = self._all("SELECT part, channel, state FROM sms_parts WHERE sms_id=?", (sms_id,))
+        channel = str(rows[0][1]) if rows else None
+        return channel, {int(r[0]) for r in rows if r[2] == "sent"}
+
+    def sms_parts(self, sms_id: int) -> list[tuple[int, str, str]]:
+        """(part, channel, state) of a message's recorded parts."""
+        rows = self._all(
+            "SELECT part, channel, state FROM sms_parts WHERE sms_id=? ORDER BY part", (sms_id,)
+        )
+        return [(int(p), str(c), str(st)) for p, c, st in rows]
 
     def sms_log(self, farm: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
         """Messages (queued, sent, failed), oldest first."""
@@ -480,6 +522,23 @@ class AlertStore:
                 "UPDATE alert_events SET exported=1 WHERE id=?", [(i,) for i in event_ids]
             )
             self._db.executemany("UPDATE sms SET exported=1 WHERE id=?", [(i,) for i in sms_ids])
+
+    def mark_export_refused(self, table: str, row_id: int, error: str) -> None:
+        """InfluxDB refuses this row for good (HTTP 400): ``exported=2``, with the error in the
+        ``export_refused`` metadata, never tried again."""
+        if table not in ("alert_events", "sms"):
+            raise ValueError(f"not an exported table: {table}")
+        with self.transaction():
+            self._db.execute(f"UPDATE {table} SET exported=2 WHERE id=?", (row_id,))
+            self.set_meta(f"export_refused/{table}/{row_id}", error[:500])
+
+    def export_refused(self) -> list[tuple[str, int]]:
+        """(table, id) of the rows InfluxDB refused."""
+        rows = self._all(
+            "SELECT 'alert_events', id FROM alert_events WHERE exported=2 UNION ALL "
+            "SELECT 'sms', id FROM sms WHERE exported=2 ORDER BY 1, 2"
+        )
+        return [(str(t), int(i)) for t, i in rows]
 
     # -- lease and metadata -----------------------------------------------------------------
 

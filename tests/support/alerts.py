@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ class FakeGateway:
     requests: list[RecordedRequest] = field(default_factory=list)
     status: int = 201
     """Answer with this status (set 503 to simulate an outage)."""
+    delay_s: float = 0.0
+    """Answer this late (longer than the channel's timeout: the outcome is unknown to it)."""
 
     @property
     def url(self) -> str:
@@ -97,9 +100,13 @@ def gateway() -> Iterator[FakeGateway]:
             form = {k: v[0] for k, v in urllib.parse.parse_qs(body).items()}
             auth = base64.b64decode(self.headers.get("Authorization", "Basic ")[6:]).decode()
             status = fake.status
+            time.sleep(fake.delay_s)
             if status == 201:
                 fake.requests.append(RecordedRequest(self.path, form, auth))
                 answer = {"sid": f"SM{len(fake.requests):032d}", "status": "queued"}
+            elif status == 400:  # Twilio quotes the number it refuses
+                to = form.get("To", "")
+                answer = {"code": 21211, "message": f"The 'To' number {to} is not valid."}
             else:
                 answer = {"code": 20500, "message": "unavailable", "status": status}
             data = json.dumps(answer).encode()

@@ -185,21 +185,8 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
 
         cleanup.append(stop_agent)
 
-    def grew(count: int) -> Callable[[], bool]:
-        return lambda: len(emulator.parts) > count
-
-    latencies = []
     try:
-        for _ in range(rounds + 1):
-            before = len(emulator.parts)
-            send(60.0)
-            if before:  # a resolution SMS follows a firing one
-                _wait(grew(before))
-            time.sleep(0.05)
-            before = len(emulator.parts)
-            started = send(10.0)
-            _wait(grew(before))
-            latencies.append(emulator.parts[before].at_cmgs_monotonic - started)
+        latencies = _latencies(rounds, send, emulator)
     finally:
         for action in cleanup:
             action()
@@ -209,6 +196,29 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
         modem_link.close()
         broker.stop()
     return latencies[1:]  # the first round warms up connections and SQLite
+
+
+def _latencies(
+    rounds: int, send: Callable[[float], float], emulator: GsmModemEmulator
+) -> list[float]:
+    """One round: the level back above the threshold (waiting for the resolution SMS after
+    the first round), then below it, timed from the send to the modem's AT+CMGS."""
+
+    def grew(count: int) -> Callable[[], bool]:
+        return lambda: len(emulator.parts) > count
+
+    latencies = []
+    for _ in range(rounds + 1):
+        before = len(emulator.parts)
+        send(60.0)
+        if before:  # a resolution SMS follows a firing one
+            _wait(grew(before))
+        time.sleep(0.05)
+        before = len(emulator.parts)
+        started = send(10.0)
+        _wait(grew(before))
+        latencies.append(emulator.parts[before].at_cmgs_monotonic - started)
+    return latencies
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from farmwatch_shared.backoff import Backoff
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import (
+    AgentStatus,
     ContractError,
     DeadLetter,
     ReadingBatch,
@@ -141,8 +142,11 @@ class Ingestor:
             return  # a cleared retained status
         if isinstance(message, ReadingBatch):
             lines = self._reading_lines(delivery, message)
-        else:
+        elif isinstance(message, AgentStatus):
             lines = [status_line(message, self._clock.now_ms())]
+        else:  # the collector's own confirmations: not subscribed, nothing to store
+            self._reject(delivery, "bad_topic", delivery.topic[:200])
+            return
         pending.lines.extend(lines)
         pending.line_origin.extend([delivery] * len(lines))
 

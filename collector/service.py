@@ -34,14 +34,13 @@ def make_writer(settings: CollectorSettings) -> PointWriter:
         return InfluxV2Writer(
             settings.influx_url, settings.influx_token, settings.influx_org, settings.influx_bucket
         )
-    writer = InfluxV1Writer(
+    return InfluxV1Writer(
         settings.influx_url,
         settings.influx_database,
         settings.influx_retention_policy,
         settings.influx_username,
         settings.influx_password,
     )
-    return writer
 
 
 def make_consumer(settings: CollectorSettings) -> MqttConsumer:

@@ -28,6 +28,7 @@ from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import (
     READINGS_SUBSCRIPTION,
     STATUS_SUBSCRIPTION,
+    AgentStatus,
     ContractError,
     ReadingBatch,
     decode_message,
@@ -184,7 +185,7 @@ class AlertService:
             return
         if isinstance(message, ReadingBatch):
             engine.ingest_batch(message)
-        elif message is not None:
+        elif isinstance(message, AgentStatus):
             engine.ingest_status(message)
 
     def _delivery_loop(self, stop: threading.Event) -> None:

@@ -36,7 +36,8 @@ def test_help_runs_as_a_console_script() -> None:
         check=False,
     )
     assert result.returncode == 0
-    assert "FARMWATCH_ALERTS_MODEM_PORT" in result.stdout and "--check-config" in result.stdout
+    assert "FARMWATCH_ALERTS_MODEM_PORT" in result.stdout
+    assert "--check-config" in result.stdout
 
 
 def test_check_config_lists_the_farms_and_channels(

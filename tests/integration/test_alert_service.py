@@ -71,7 +71,8 @@ def test_trough_drains_alert_sms_then_resolution_sms_and_history_in_influx(
             "Responda OK 1"
         )
         (part,) = alert.parts
-        assert part.dcs == DCS_GSM7 and part.concat is None
+        assert part.dcs == DCS_GSM7
+        assert part.concat is None
         assert part.pdu.startswith(SUBMIT_TO_PRIMARY_GSM7)
         assert int(
             part.pdu[len(SUBMIT_TO_PRIMARY_GSM7) : len(SUBMIT_TO_PRIMARY_GSM7) + 2], 16

@@ -86,7 +86,8 @@ def test_the_serial_device_vanishes_and_reappears_and_the_agent_recovers_alone(
         rows = influx.query("SELECT raw FROM soil_moisture")
         assert sorted(r["raw"] for r in rows) == [float(i) for i in range(15)]
         assert agent.source.reopen_count >= 2
-        assert agent.thread is not None and agent.thread.is_alive()
+        assert agent.thread is not None
+        assert agent.thread.is_alive()
     finally:
         agent.stop()
         collector.stop()

@@ -134,7 +134,7 @@ json_values = st.recursive(
 payloads = (
     st.binary(max_size=400)
     | json_values.map(lambda v: json.dumps(v).encode())
-    | st.binary(max_size=200).map(lambda b: zlib.compress(b))
+    | st.binary(max_size=200).map(zlib.compress)
     | st.fixed_dictionaries(
         {
             "v": st.just(1),

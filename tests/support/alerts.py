@@ -98,7 +98,10 @@ def gateway() -> Iterator[FakeGateway]:
             status = fake.status
             if status == 201:
                 fake.requests.append(RecordedRequest(self.path, form, auth))
-                answer = {"sid": f"SM{len(fake.requests):032d}", "status": "queued"}
+                answer: dict[str, object] = {
+                    "sid": f"SM{len(fake.requests):032d}",
+                    "status": "queued",
+                }
             else:
                 answer = {"code": 20500, "message": "unavailable", "status": status}
             data = json.dumps(answer).encode()

@@ -11,6 +11,7 @@ import signal
 import stat
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -35,6 +36,7 @@ from farmwatch_local.services import (
     MosquittoServer,
     free_port,
 )
+from farmwatch_shared.contract import DEAD_LETTER_TOPIC
 
 NOT_AUTHORIZED = 135
 
@@ -125,17 +127,35 @@ def test_a_farm_cannot_read_other_farms_and_the_collector_reads_all(broker: Brok
     try:
         for farm in ("oax-istmo", "chis-frailesca", "oax-mixteca"):
             assert not publish(broker, farm, f"farmwatch/v1/{farm}/pi-1/status").is_failure
-        wait_for(lambda: len(collector.received) == 3, what="the collector got every farm")
+            assert not publish(broker, farm, f"farmwatch/v1/{farm}/pi-1/readings").is_failure
+        wait_for(lambda: len(collector.received) == 6, what="the collector got every farm")
         assert sorted(collector.received) == [
-            "farmwatch/v1/chis-frailesca/pi-1/status",
-            "farmwatch/v1/oax-istmo/pi-1/status",
-            "farmwatch/v1/oax-mixteca/pi-1/status",
+            f"farmwatch/v1/{farm}/pi-1/{leaf}"
+            for farm in ("chis-frailesca", "oax-istmo", "oax-mixteca")
+            for leaf in ("readings", "status")
         ]
-        wait_for(lambda: nosy.received, what="the farm's own message")
-        assert nosy.received == ["farmwatch/v1/oax-mixteca/pi-1/status"]
+        # the collector confirms to every farm; each farm reads only its own confirmations
+        for farm in ("oax-istmo", "chis-frailesca", "oax-mixteca"):
+            topic = f"farmwatch/v1/{farm}/pi-1/committed"
+            assert not publish(broker, "farmwatch-collector", topic).is_failure
+        wait_for(lambda: nosy.received, what="the farm's own confirmation")
+        time.sleep(0.5)  # anything else it could read would have arrived by now
+        assert nosy.received == ["farmwatch/v1/oax-mixteca/pi-1/committed"]
     finally:
         nosy.close()
         collector.close()
+
+
+def test_a_farm_publishes_only_readings_and_status_and_cannot_forge_confirmations(
+    broker: Broker,
+) -> None:
+    for leaf in ("committed", "other", "readings/extra"):
+        topic = f"farmwatch/v1/oax-mixteca/pi-1/{leaf}"
+        assert publish(broker, "oax-mixteca", topic).value == NOT_AUTHORIZED, leaf
+    assert publish(broker, "oax-mixteca", DEAD_LETTER_TOPIC).value == NOT_AUTHORIZED
+    for leaf in ("readings", "status"):
+        topic = f"farmwatch/v1/oax-mixteca/pi-1/{leaf}"
+        assert not publish(broker, "oax-mixteca", topic).is_failure, leaf
 
 
 def test_the_alerting_service_reads_every_farm_and_publishes_nothing(broker: Broker) -> None:
@@ -146,15 +166,24 @@ def test_the_alerting_service_reads_every_farm_and_publishes_nothing(broker: Bro
         wait_for(lambda: len(alerts.received) == 2, what="the alerter got both farms")
     finally:
         alerts.close()
-    for topic in ("farmwatch/v1/oax-mixteca/pi-1/readings", "farmwatch/deadletter/v1"):
-        assert publish(broker, "farmwatch-alerts", topic).value == NOT_AUTHORIZED
+    for topic in (
+        "farmwatch/v1/oax-mixteca/pi-1/readings",
+        "farmwatch/v1/oax-mixteca/pi-1/status",
+        "farmwatch/v1/oax-mixteca/pi-1/committed",
+        DEAD_LETTER_TOPIC,
+    ):
+        assert publish(broker, "farmwatch-alerts", topic).value == NOT_AUTHORIZED, topic
 
 
-def test_the_collector_cannot_forge_readings(broker: Broker) -> None:
-    topic = "farmwatch/v1/oax-mixteca/pi-1/readings"
-    assert publish(broker, "farmwatch-collector", topic).value == NOT_AUTHORIZED
-    # it may publish dead letters
-    assert not publish(broker, "farmwatch-collector", "farmwatch/deadletter/x").is_failure
+def test_the_collector_cannot_forge_readings_or_statuses(broker: Broker) -> None:
+    for leaf in ("readings", "status"):
+        topic = f"farmwatch/v1/oax-mixteca/pi-1/{leaf}"
+        assert publish(broker, "farmwatch-collector", topic).value == NOT_AUTHORIZED, leaf
+    assert publish(broker, "farmwatch-collector", "farmwatch/other").value == NOT_AUTHORIZED
+    # it publishes dead letters and commit confirmations, and nothing else
+    assert not publish(broker, "farmwatch-collector", DEAD_LETTER_TOPIC).is_failure
+    committed = "farmwatch/v1/oax-mixteca/pi-1/committed"
+    assert not publish(broker, "farmwatch-collector", committed).is_failure
 
 
 def test_generated_farm_credentials_work_only_for_that_farm(
@@ -189,7 +218,8 @@ def test_generated_farm_credentials_work_only_for_that_farm(
         lambda: not connect_result(broker, "oax-nueva", password).is_failure,
         what="new farm user accepted",
     )
-    assert not publish(broker, "oax-nueva", "farmwatch/v1/oax-nueva/pi-1/x", password).is_failure
+    own = "farmwatch/v1/oax-nueva/pi-1/readings"
+    assert not publish(broker, "oax-nueva", own, password).is_failure
     denied = publish(broker, "oax-nueva", "farmwatch/v1/oax-mixteca/pi-1/readings", password)
     assert denied.value == NOT_AUTHORIZED
     # the other users still work

@@ -172,6 +172,8 @@ class DeadLetter(msgspec.Struct, frozen=True):
     payload_hex: str
     """The refused payload (at most 1 KiB of it), hex-encoded."""
     detail: str = ""
+    quarantined: bool = False
+    """Whether the collector holds the whole payload in its durable quarantine."""
 
 
 class ContractError(ValueError):

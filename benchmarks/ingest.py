@@ -15,10 +15,12 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -27,6 +29,7 @@ from influxdb_client.domain.write_precision import WritePrecision
 
 from benchmarks.common import (
     COLLECTOR_USER,
+    FARM_FILES,
     REPO,
     T0_MS,
     Endpoint,
@@ -35,7 +38,7 @@ from benchmarks.common import (
     publish_all,
     subscribe,
 )
-from collector.service import Collector, make_consumer
+from collector.service import Collector, make_consumer, make_quarantine
 from collector.settings import CollectorSettings
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
@@ -47,6 +50,7 @@ from farmwatch_shared.contract import (
     encode_batch,
     readings_topic,
 )
+from farmwatch_shared.farm.directory import load_farm_dir
 from farmwatch_shared.influx import InfluxV1Writer, RetryableWriteError
 from farmwatch_shared.lineprotocol import reading_lines
 from farmwatch_shared.problems import ProblemLog
@@ -259,6 +263,9 @@ class FarmwatchCollector(Consumer):
                 "influx_database": database,
                 "client_id": client_id,
                 "stats_interval_s": 0.2,
+                "farm_dir": FARM_FILES,
+                "quarantine_path": Path(tempfile.mkdtemp(prefix="bench-quarantine-"))
+                / "quarantine.sqlite3",
             }
         )
         self._endpoint = endpoint
@@ -272,7 +279,15 @@ class FarmwatchCollector(Consumer):
         writer = InfluxV1Writer(self._settings.influx_url, self._settings.influx_database)
         problems = ProblemLog(logging.getLogger("bench.collector.problems"))
         consumer = make_consumer(self._settings)
-        self.collector = Collector(self._settings, consumer, writer, SystemClock(), problems)
+        self.collector = Collector(
+            self._settings,
+            consumer=consumer,
+            writer=writer,
+            quarantine=make_quarantine(self._settings),
+            farms=list(load_farm_dir(self._settings.farm_dir)),
+            clock=SystemClock(),
+            problems=problems,
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.collector.run, args=(self._stop,))
         self._thread.start()

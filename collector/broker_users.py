@@ -1,9 +1,10 @@
 """``farmwatch-broker-user``: broker credentials and ACL entries for one farm.
 
-The farm's user name is its farm id: the shipped ACL pattern ``farmwatch/v1/%u/#`` then lets
-its agents write only their own farm's topics. A random password is hashed into the Mosquitto
-password file with ``mosquitto_passwd`` (fed on stdin, never on a command line) and handed over
-once: printed, or written to a new file readable only by its owner. It is never logged.
+The farm's user name is its farm id: the shipped ACL patterns then let its agents publish
+only their own farm's readings and status, and read only their own farm's commit
+confirmations. A random password is hashed into the Mosquitto password file with
+``mosquitto_passwd`` (fed on stdin, never on a command line) and handed over once: printed, or
+written to a new file readable only by its owner. It is never logged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ from farmwatch_shared.contract import IDENT_PATTERN
 
 DEFAULT_PASSWORD_FILE = Path("/etc/mosquitto/farmwatch.passwd")
 DEFAULT_ACL_FILE = Path("/etc/mosquitto/farmwatch.acl")
-FARM_PATTERN_LINE = "pattern readwrite farmwatch/v1/%u/#"
+FARM_RIGHTS = (
+    ("write", "readings"),
+    ("write", "status"),
+    ("read", "committed"),
+)
+"""What a farm's user may do on ``farmwatch/v1/<farm>/<agent>/<leaf>``: (access, leaf)."""
+FARM_PATTERN_LINES = tuple(
+    f"pattern {access} farmwatch/v1/%u/+/{leaf}" for access, leaf in FARM_RIGHTS
+)
 RESERVED_USERS = frozenset({"farmwatch-collector", "farmwatch-alerts"})
 
 
@@ -49,17 +58,20 @@ def new_password() -> str:
 
 
 def acl_entries(farm: str) -> list[str]:
-    """Explicit ACL lines for one farm (the same rights the shipped pattern gives)."""
-    return [f"user {farm}", f"topic readwrite farmwatch/v1/{farm}/#"]
+    """Explicit ACL lines for one farm (the same rights the shipped patterns give)."""
+    return [f"user {farm}"] + [
+        f"topic {access} farmwatch/v1/{farm}/+/{leaf}" for access, leaf in FARM_RIGHTS
+    ]
 
 
 def acl_grants_farm(acl_text: str, farm: str) -> bool:
-    """Whether an ACL file already gives ``farm`` its topics (pattern or explicit entry)."""
+    """Whether an ACL file already gives ``farm`` its topics (patterns or explicit entry)."""
     lines = [line.strip() for line in acl_text.splitlines()]
-    if FARM_PATTERN_LINE in lines:
+    if all(pattern in lines for pattern in FARM_PATTERN_LINES):
         return True
     entries = acl_entries(farm)
-    return any(lines[i : i + 2] == entries for i in range(len(lines)))
+    size = len(entries)
+    return any(lines[i : i + size] == entries for i in range(len(lines)))
 
 
 def add_farm_user(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farmwatch_shared.farm.directory import DEFAULT_FARM_DIR
 from farmwatch_shared.settings import MqttSettings, read_secret_file
+
+DEFAULT_QUARANTINE_PATH = Path("/var/lib/farmwatch/collector-quarantine.sqlite3")
+"""In the service's state directory (``StateDirectory=farmwatch`` of its systemd unit)."""
 
 
 class CollectorSettings(BaseSettings, MqttSettings):
@@ -24,6 +28,11 @@ class CollectorSettings(BaseSettings, MqttSettings):
     receive_maximum: int = Field(default=1000, ge=1, le=65535)
     """Unacknowledged messages the broker may send us: the backpressure bound."""
     batch_max_points: int = Field(default=5000, ge=1)
+    quarantine_path: Path = DEFAULT_QUARANTINE_PATH
+    """SQLite file keeping every refused message whole (``--replay-quarantine``)."""
+    quarantine_max_mb: int = Field(default=1024, ge=1)
+    """Payload megabytes the quarantine holds at most; beyond, refused readings are not
+    confirmed (their agents keep them and send them again)."""
 
     influx_api: Literal["v1", "v2"] = "v1"
     influx_url: str = "http://localhost:8086"
@@ -41,6 +50,31 @@ class CollectorSettings(BaseSettings, MqttSettings):
     log_level: str = "INFO"
     stats_interval_s: float = Field(default=60.0, gt=0)
 
+    @field_validator("influx_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"{url!r}: the port is not a number from 1 to 65535") from None
+        if port == 0:
+            raise ValueError(f"{url!r}: the port is not a number from 1 to 65535")
+        return url
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source_per_secret(cls, data: Any) -> Any:
+        # on the raw input: the "after" validator below may run twice (model_validate of a
+        # BaseSettings), the second time with the secret already read from its file
+        if isinstance(data, dict):
+            for name in ("influx_password", "influx_token"):
+                if data.get(name) is not None and data.get(f"{name}_file") is not None:
+                    raise ValueError(f"set {name} or {name}_file, not both")
+        return data
+
     @model_validator(mode="after")
     def _secrets_from_files(self) -> CollectorSettings:
         if self.influx_password_file is not None:
@@ -49,4 +83,6 @@ class CollectorSettings(BaseSettings, MqttSettings):
             self.influx_token = read_secret_file(self.influx_token_file)
         if self.influx_api == "v2" and self.influx_token is None:
             raise ValueError("influx_api v2 needs influx_token or influx_token_file")
+        if self.influx_password is not None and self.influx_username is None:
+            raise ValueError("influx_password is set but influx_username is not")
         return self

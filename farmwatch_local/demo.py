@@ -174,6 +174,7 @@ def _start_collector(
             "FARMWATCH_COLLECTOR_INFLUX_URL": influx.url,
             "FARMWATCH_COLLECTOR_INFLUX_DATABASE": DATABASE,
             "FARMWATCH_COLLECTOR_FARM_DIR": str(farms),
+            "FARMWATCH_COLLECTOR_QUARANTINE_PATH": str(log_dir.parent / "quarantine.sqlite3"),
         }
     )
     with (log_dir / "collector.log").open("ab") as log:

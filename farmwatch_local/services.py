@@ -29,6 +29,11 @@ SHIPPED_BROKER_CONF = REPO_ROOT / "deploy" / "mosquitto" / "conf.d" / "farmwatch
 SHIPPED_BROKER_ACL = REPO_ROOT / "deploy" / "mosquitto" / "acl"
 _OVERRIDDEN_BROKER_KEYS = {
     "listener",
+    # the shipped TLS listener's files: a test adds its own TLS listener (extra_config)
+    "cafile",
+    "certfile",
+    "keyfile",
+    "tls_version",
     "password_file",
     "acl_file",
     "persistence_location",

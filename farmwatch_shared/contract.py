@@ -10,7 +10,7 @@ import enum
 import math
 import zlib
 from collections.abc import Iterable
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, TypeVar
 
 import msgspec
 
@@ -132,7 +132,7 @@ class ReadingBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ]
 
 
-class AgentStatus(msgspec.Struct, frozen=True, omit_defaults=True):
+class AgentStatus(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """Retained agent status; the agent's last will publishes ``state="offline"``."""
 
     v: Literal[1]
@@ -172,6 +172,8 @@ class DeadLetter(msgspec.Struct, frozen=True):
     payload_hex: str
     """The refused payload (at most 1 KiB of it), hex-encoded."""
     detail: str = ""
+    quarantined: bool = False
+    """Whether the collector holds the whole payload in its durable quarantine."""
 
 
 class ContractError(ValueError):
@@ -217,6 +219,7 @@ def parse_topic(topic: str) -> tuple[str, str, str]:
     return parts[2], parts[3], parts[4]
 
 
+_T = TypeVar("_T")
 _batch_encoder = msgspec.json.Encoder()
 _batch_decoder = msgspec.json.Decoder(ReadingBatch)
 _status_decoder = msgspec.json.Decoder(AgentStatus)
@@ -236,12 +239,7 @@ def encode_committed(committed: Committed) -> bytes:
 
 def decode_committed(payload: bytes) -> Committed:
     """Decode and validate a commit confirmation; raise ContractError when invalid."""
-    try:
-        committed = _committed_decoder.decode(_inflate(payload))
-    except msgspec.ValidationError as exc:
-        raise ContractError("schema", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise ContractError("malformed", str(exc)) from None
+    committed = _decode(_committed_decoder, payload)
     if any(first > last for first, last in committed.seqs):
         raise ContractError("schema", "a seq range ends before it starts")
     return committed
@@ -253,39 +251,53 @@ def encode_status(status: AgentStatus) -> bytes:
 
 
 def _inflate(payload: bytes) -> bytes:
+    """The JSON document of a payload: the payload itself, or the zlib stream it is, which must
+    be complete (its Adler-32 trailer checked), end the payload and inflate to at most
+    MAX_PAYLOAD_BYTES."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ContractError("oversized", f"{len(payload)} bytes")
     if payload[:1] != bytes([ZLIB_FIRST_BYTE]):
         return payload
     inflater = zlib.decompressobj()
     try:
-        body = inflater.decompress(payload, MAX_PAYLOAD_BYTES)
+        body = inflater.decompress(payload, MAX_PAYLOAD_BYTES + 1)
     except zlib.error as exc:
         raise ContractError("bad_compression", str(exc)) from None
-    if inflater.unconsumed_tail:
+    if len(body) > MAX_PAYLOAD_BYTES:
         raise ContractError("oversized", "decompressed payload too large")
+    # a stream cut short inflates without error (even one missing only part of its checksum):
+    # only ``eof`` says the end of the stream, checksum verified, was reached
+    if not inflater.eof:
+        raise ContractError("bad_compression", "truncated zlib stream")
+    if inflater.unused_data:
+        raise ContractError(
+            "bad_compression", f"{len(inflater.unused_data)} bytes after the stream"
+        )
     return body
+
+
+def _decode(decoder: msgspec.json.Decoder[_T], payload: bytes) -> _T:
+    """Inflate and decode; every failure is a ContractError (unknown fields are refused by the
+    structs; nesting deeper than msgspec's recursion limit is ``too_deep``)."""
+    body = _inflate(payload)
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ContractError("schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ContractError("malformed", str(exc)) from None
+    except RecursionError:
+        raise ContractError("too_deep", "nested deeper than the decoder allows") from None
 
 
 def decode_batch(payload: bytes) -> ReadingBatch:
     """Decode and validate a reading batch payload; raise ContractError when invalid."""
-    body = _inflate(payload)
-    try:
-        return _batch_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise ContractError("schema", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise ContractError("malformed", str(exc)) from None
+    return _decode(_batch_decoder, payload)
 
 
 def decode_status(payload: bytes) -> AgentStatus:
     """Decode and validate an agent status payload; raise ContractError when invalid."""
-    try:
-        return _status_decoder.decode(_inflate(payload))
-    except msgspec.ValidationError as exc:
-        raise ContractError("schema", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise ContractError("malformed", str(exc)) from None
+    return _decode(_status_decoder, payload)
 
 
 Message = ReadingBatch | AgentStatus | Committed

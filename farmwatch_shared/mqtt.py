@@ -46,6 +46,8 @@ class Delivery:
     qos: int
     topic: str
     payload: bytes
+    retain: bool = False
+    """Set on a retained message the broker replays at a subscribe (not on a live one)."""
 
 
 DeliveryHandler = Callable[[Delivery], None]
@@ -294,7 +296,13 @@ class MqttSession:
     ) -> None:
         if self._on_message is not None:
             self._on_message(
-                Delivery(message.mid, message.qos, message.topic, bytes(message.payload))
+                Delivery(
+                    message.mid,
+                    message.qos,
+                    message.topic,
+                    bytes(message.payload),
+                    bool(message.retain),
+                )
             )
 
     def _handle_subscribe(

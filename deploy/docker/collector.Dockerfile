@@ -7,6 +7,9 @@ COPY farmwatch_shared ./farmwatch_shared
 COPY collector ./collector
 COPY edge ./edge
 COPY dashboards ./dashboards
-RUN pip install --no-cache-dir . && useradd --system --no-create-home farmwatch
+RUN pip install --no-cache-dir . && useradd --system --no-create-home farmwatch \
+    && install -d -m 0750 -o farmwatch -g farmwatch /var/lib/farmwatch
+# the quarantine of refused messages (compose mounts a volume here)
+VOLUME /var/lib/farmwatch
 USER farmwatch
 CMD ["farmwatch-collector"]

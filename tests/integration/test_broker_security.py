@@ -8,9 +8,11 @@ import os
 import queue
 import secrets
 import signal
+import socket
 import stat
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as paho
@@ -35,6 +37,7 @@ from farmwatch_local.services import (
     MosquittoServer,
     free_port,
 )
+from farmwatch_shared.contract import DEAD_LETTER_TOPIC
 
 NOT_AUTHORIZED = 135
 
@@ -125,17 +128,35 @@ def test_a_farm_cannot_read_other_farms_and_the_collector_reads_all(broker: Brok
     try:
         for farm in ("oax-istmo", "chis-frailesca", "oax-mixteca"):
             assert not publish(broker, farm, f"farmwatch/v1/{farm}/pi-1/status").is_failure
-        wait_for(lambda: len(collector.received) == 3, what="the collector got every farm")
+            assert not publish(broker, farm, f"farmwatch/v1/{farm}/pi-1/readings").is_failure
+        wait_for(lambda: len(collector.received) == 6, what="the collector got every farm")
         assert sorted(collector.received) == [
-            "farmwatch/v1/chis-frailesca/pi-1/status",
-            "farmwatch/v1/oax-istmo/pi-1/status",
-            "farmwatch/v1/oax-mixteca/pi-1/status",
+            f"farmwatch/v1/{farm}/pi-1/{leaf}"
+            for farm in ("chis-frailesca", "oax-istmo", "oax-mixteca")
+            for leaf in ("readings", "status")
         ]
-        wait_for(lambda: nosy.received, what="the farm's own message")
-        assert nosy.received == ["farmwatch/v1/oax-mixteca/pi-1/status"]
+        # the collector confirms to every farm; each farm reads only its own confirmations
+        for farm in ("oax-istmo", "chis-frailesca", "oax-mixteca"):
+            topic = f"farmwatch/v1/{farm}/pi-1/committed"
+            assert not publish(broker, "farmwatch-collector", topic).is_failure
+        wait_for(lambda: nosy.received, what="the farm's own confirmation")
+        time.sleep(0.5)  # anything else it could read would have arrived by now
+        assert nosy.received == ["farmwatch/v1/oax-mixteca/pi-1/committed"]
     finally:
         nosy.close()
         collector.close()
+
+
+def test_a_farm_publishes_only_readings_and_status_and_cannot_forge_confirmations(
+    broker: Broker,
+) -> None:
+    for leaf in ("committed", "other", "readings/extra"):
+        topic = f"farmwatch/v1/oax-mixteca/pi-1/{leaf}"
+        assert publish(broker, "oax-mixteca", topic).value == NOT_AUTHORIZED, leaf
+    assert publish(broker, "oax-mixteca", DEAD_LETTER_TOPIC).value == NOT_AUTHORIZED
+    for leaf in ("readings", "status"):
+        topic = f"farmwatch/v1/oax-mixteca/pi-1/{leaf}"
+        assert not publish(broker, "oax-mixteca", topic).is_failure, leaf
 
 
 def test_the_alerting_service_reads_every_farm_and_publishes_nothing(broker: Broker) -> None:
@@ -146,15 +167,24 @@ def test_the_alerting_service_reads_every_farm_and_publishes_nothing(broker: Bro
         wait_for(lambda: len(alerts.received) == 2, what="the alerter got both farms")
     finally:
         alerts.close()
-    for topic in ("farmwatch/v1/oax-mixteca/pi-1/readings", "farmwatch/deadletter/v1"):
-        assert publish(broker, "farmwatch-alerts", topic).value == NOT_AUTHORIZED
+    for topic in (
+        "farmwatch/v1/oax-mixteca/pi-1/readings",
+        "farmwatch/v1/oax-mixteca/pi-1/status",
+        "farmwatch/v1/oax-mixteca/pi-1/committed",
+        DEAD_LETTER_TOPIC,
+    ):
+        assert publish(broker, "farmwatch-alerts", topic).value == NOT_AUTHORIZED, topic
 
 
-def test_the_collector_cannot_forge_readings(broker: Broker) -> None:
-    topic = "farmwatch/v1/oax-mixteca/pi-1/readings"
-    assert publish(broker, "farmwatch-collector", topic).value == NOT_AUTHORIZED
-    # it may publish dead letters
-    assert not publish(broker, "farmwatch-collector", "farmwatch/deadletter/x").is_failure
+def test_the_collector_cannot_forge_readings_or_statuses(broker: Broker) -> None:
+    for leaf in ("readings", "status"):
+        topic = f"farmwatch/v1/oax-mixteca/pi-1/{leaf}"
+        assert publish(broker, "farmwatch-collector", topic).value == NOT_AUTHORIZED, leaf
+    assert publish(broker, "farmwatch-collector", "farmwatch/other").value == NOT_AUTHORIZED
+    # it publishes dead letters and commit confirmations, and nothing else
+    assert not publish(broker, "farmwatch-collector", DEAD_LETTER_TOPIC).is_failure
+    committed = "farmwatch/v1/oax-mixteca/pi-1/committed"
+    assert not publish(broker, "farmwatch-collector", committed).is_failure
 
 
 def test_generated_farm_credentials_work_only_for_that_farm(
@@ -189,7 +219,8 @@ def test_generated_farm_credentials_work_only_for_that_farm(
         lambda: not connect_result(broker, "oax-nueva", password).is_failure,
         what="new farm user accepted",
     )
-    assert not publish(broker, "oax-nueva", "farmwatch/v1/oax-nueva/pi-1/x", password).is_failure
+    own = "farmwatch/v1/oax-nueva/pi-1/readings"
+    assert not publish(broker, "oax-nueva", own, password).is_failure
     denied = publish(broker, "oax-nueva", "farmwatch/v1/oax-mixteca/pi-1/readings", password)
     assert denied.value == NOT_AUTHORIZED
     # the other users still work
@@ -244,68 +275,110 @@ def test_acl_detection() -> None:
     assert acl_grants_farm("\n".join(acl_entries("x")), "x")
 
 
-def tls_lines_from_shipped_config(port: int, certs: Path) -> str:
-    """The commented TLS listener of the shipped config, enabled with test paths."""
+MAKE_CERTS = SHIPPED_BROKER_CONF.parents[1] / "make-tls-certs.sh"
+
+
+def shipped_listeners(plain_port: int, tls_port: int, certs: Path) -> str:
+    """The shipped policy's listeners with free ports and test certificates: the plain
+    listener keeps its shipped bind address; the TLS one is bound to loopback for the test."""
     shipped = SHIPPED_BROKER_CONF.read_text(encoding="utf-8").splitlines()
-    wanted = ("listener 8883", "cafile ", "certfile ", "keyfile ", "tls_version ")
-    lines = [line[2:] for line in shipped if line.startswith("# ") and line[2:].startswith(wanted)]
-    assert len(lines) == 5, lines
-    rename = {"cafile": "ca.crt", "certfile": "server.crt", "keyfile": "server.key"}
-    enabled = []
-    for line in lines:
-        key = line.split()[0]
-        if key == "listener":
-            enabled.append(f"listener {port} 127.0.0.1")
-        elif key in rename:
-            enabled.append(f"{key} {certs / rename[key]}")
+    files = {"cafile": "ca.crt", "certfile": "server.crt", "keyfile": "server.key"}
+    lines = []
+    for line in shipped:
+        words = line.split()
+        if not words or words[0] not in {"listener", "tls_version", *files}:
+            continue
+        if words[0] == "listener":
+            port = {"1883": plain_port, "8883": tls_port}[words[1]]
+            address = words[2] if len(words) > 2 else ""
+            if words[1] == "8883":
+                address = "127.0.0.1"
+            lines.append(f"listener {port} {address}".rstrip())
+        elif words[0] in files:
+            lines.append(f"{words[0]} {certs / files[words[0]]}")
         else:
-            enabled.append(line)
-    return "\n".join(enabled)
+            lines.append(line)
+    return "\n".join(lines)
 
 
 def make_certificates(directory: Path) -> None:
-    """A throw-away CA and a server certificate for 127.0.0.1 (openssl, EC P-256)."""
-    directory.mkdir()
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl(
-        "req",
-        "-x509",
-        *curve,
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=farmwatch test CA",
-    )
-    openssl("req", *curve, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "1",
-        "-extfile",
-        "san.cnf",
+    """The certificates ``deploy/install-collector.sh`` creates, for 127.0.0.1."""
+    subprocess.run(
+        ["sh", str(MAKE_CERTS), str(directory), "127.0.0.1", "localhost"],
+        check=True,
+        capture_output=True,
     )
 
 
-def test_documented_tls_listener_keeps_authentication_and_acls(tmp_path: Path) -> None:
+def other_addresses() -> list[str]:
+    """Addresses of this host other than 127.0.0.1: another loopback address (a listener
+    bound to 127.0.0.1 does not answer there, one on every interface does) and the address
+    of its network interface, if it has one."""
+    found = ["127.0.0.2"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: only a route is looked up
+            found.append(probe.getsockname()[0])
+        except OSError:
+            pass  # no network interface: the loopback alias still shows the binding
+    return [address for address in dict.fromkeys(found) if address != "127.0.0.1"]
+
+
+def tls_client(
+    port: int, certs: Path, user: str | None, password: str | None
+) -> tuple[paho.Client, queue.Queue[ReasonCode]]:
+    client = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"tls-{user}",
+        protocol=paho.MQTTv5,
+    )
+    client.tls_set(ca_certs=str(certs / "ca.crt"))
+    if user is not None:
+        client.username_pw_set(user, password)
+    answers: queue.Queue[ReasonCode] = queue.Queue()
+    client.on_connect = lambda c, u, f, rc, p: answers.put(rc)
+    client.on_publish = lambda c, u, mid, rc, p: answers.put(rc)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client, answers
+
+
+def test_the_shipped_policy_serves_plain_mqtt_on_loopback_only_and_tls_to_the_agents(
+    tmp_path: Path,
+) -> None:
+    """Finding 21: the shipped ``listener 1883`` took plain-text passwords on every interface.
+    Now plain MQTT answers only on 127.0.0.1 (the collector and the alerting service), and the
+    agents' listener is TLS with the certificates the install script creates."""
+    certs = tmp_path / "certs"
+    make_certificates(certs)
+    plain_port, tls_port = free_port(), free_port()
+    passwords = {"oax-mixteca": secrets.token_hex(12), "farmwatch-collector": secrets.token_hex(12)}
+    server = MosquittoServer(
+        data_dir=tmp_path / "mosquitto",
+        users=passwords,
+        extra_config=shipped_listeners(plain_port, tls_port, certs),
+    )
+    server.start()
+    try:
+        assert "listener 1883 127.0.0.1" in SHIPPED_BROKER_CONF.read_text("utf-8").splitlines()
+        with socket.create_connection(("127.0.0.1", plain_port), timeout=5):
+            pass  # the collector's way in
+        for address in other_addresses():
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((address, plain_port), timeout=5).close()
+        farm, answers = tls_client(tls_port, certs, "oax-mixteca", passwords["oax-mixteca"])
+        try:
+            assert not answers.get(timeout=10).is_failure  # TLS handshake + login
+            farm.publish("farmwatch/v1/oax-mixteca/pi-1/readings", b"x", qos=1)
+            assert not answers.get(timeout=10).is_failure
+        finally:
+            farm.disconnect()
+            farm.loop_stop()
+    finally:
+        server.stop()
+
+
+def test_the_tls_listener_keeps_authentication_and_acls(tmp_path: Path) -> None:
     certs = tmp_path / "certs"
     make_certificates(certs)
     tls_port = free_port()
@@ -313,31 +386,14 @@ def test_documented_tls_listener_keeps_authentication_and_acls(tmp_path: Path) -
     server = MosquittoServer(
         data_dir=tmp_path / "mosquitto",
         users=passwords,
-        extra_config=tls_lines_from_shipped_config(tls_port, certs),
+        extra_config=shipped_listeners(free_port(), tls_port, certs),
     )
     server.start()
     try:
-
-        def tls_client(user: str | None) -> tuple[paho.Client, queue.Queue[ReasonCode]]:
-            client = paho.Client(
-                callback_api_version=CallbackAPIVersion.VERSION2,
-                client_id=f"tls-{user}",
-                protocol=paho.MQTTv5,
-            )
-            client.tls_set(ca_certs=str(certs / "ca.crt"))
-            if user is not None:
-                client.username_pw_set(user, passwords[user])
-            answers: queue.Queue[ReasonCode] = queue.Queue()
-            client.on_connect = lambda c, u, f, rc, p: answers.put(rc)
-            client.on_publish = lambda c, u, mid, rc, p: answers.put(rc)
-            client.connect("127.0.0.1", tls_port)
-            client.loop_start()
-            return client, answers
-
-        anonymous, answers = tls_client(None)
+        anonymous, answers = tls_client(tls_port, certs, None, None)
         assert answers.get(timeout=10).is_failure
         anonymous.loop_stop()
-        farm, answers = tls_client("oax-mixteca")
+        farm, answers = tls_client(tls_port, certs, "oax-mixteca", passwords["oax-mixteca"])
         try:
             assert not answers.get(timeout=10).is_failure  # TLS handshake + login
             farm.publish("farmwatch/v1/oax-istmo/pi-1/readings", b"x", qos=1)

@@ -89,6 +89,7 @@ def test_check_config_accepts_a_good_configuration_and_never_prints_secrets(tmp_
         {
             "FARMWATCH_COLLECTOR_MQTT_PASSWORD": "s3cr3t-value",
             "FARMWATCH_COLLECTOR_FARM_DIR": str(FARM_FILES),
+            "FARMWATCH_COLLECTOR_QUARANTINE_PATH": str(tmp_path / "quarantine.sqlite3"),
         },
         "--check-config",
     )

@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from support.servers import Influx
 from support.waiting import wait_for
 
 from collector.ingest import Ingestor
+from collector.quarantine import QuarantineStore
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
+    Committed,
     DeadLetter,
     Reading,
     ReadingBatch,
@@ -23,6 +26,7 @@ from farmwatch_shared.contract import (
 from farmwatch_shared.influx import InfluxV1Writer
 from farmwatch_shared.mqtt import Delivery
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.supervisor import Supervisor
 
 T0 = 1_795_000_000_000
 
@@ -60,48 +64,84 @@ def delivery(mid: int, seqs: range, value: float = 50.0) -> Delivery:
     )
 
 
+@dataclass
+class RunningIngestor:
+    """An ingestor's workers under a supervisor, and what it confirmed."""
+
+    ingestor: Ingestor
+    stop: threading.Event
+    supervisor: Supervisor
+    quarantine: QuarantineStore
+    confirmed: list[Committed] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.supervisor.join(10)
+        self.quarantine.close()
+        assert self.supervisor.failed is None
+
+
 def run_ingestor(
     influx: Influx, events: list[tuple[str, object]], letters: list[DeadLetter]
-) -> tuple[Ingestor, threading.Event, threading.Thread]:
+) -> RunningIngestor:
     writer = InfluxV1Writer(influx.url, influx.database)
     writer.ensure_database()
+    quarantine = QuarantineStore(
+        influx.server.data_dir / f"quarantine-{influx.database}.sqlite3", 1 << 30
+    )
+    confirmed: list[Committed] = []
+
+    def confirm(committed: Committed) -> None:
+        confirmed.append(committed)
+        events.append(("confirm", committed.seqs))
+
     ingestor = Ingestor(
         writer=RecordingWriter(writer, events),
         acknowledge=lambda d: events.append(("ack", d.mid)),
+        quarantine=quarantine,
         dead_letter=letters.append,
+        confirm=confirm,
+        farms=["oax-mixteca"],
         clock=SystemClock(),
         problems=ProblemLog(logging.getLogger("test.ingest.pipeline")),
         batch_max_points=7,  # many small batches: the converter runs ahead of the writer
     )
     stop = threading.Event()
-    thread = threading.Thread(target=ingestor.run, args=(stop,), daemon=True)
-    thread.start()
-    return ingestor, stop, thread
+    supervisor = Supervisor("test-ingest", stop, logging.getLogger("test.ingest.supervisor"))
+    ingestor.start(supervisor)
+    return RunningIngestor(ingestor, stop, supervisor, quarantine, confirmed)
 
 
 def test_acknowledged_only_after_written_and_in_received_order(influx: Influx) -> None:
     events: list[tuple[str, object]] = []
     letters: list[DeadLetter] = []
-    ingestor, stop, thread = run_ingestor(influx, events, letters)
+    running = run_ingestor(influx, events, letters)
     deliveries = [delivery(mid, range(mid * 3, mid * 3 + 3)) for mid in range(200)]
     try:
         for d in deliveries:
-            ingestor.submit(d)
+            running.ingestor.submit(d)
         wait_for(lambda: sum(1 for kind, _ in events if kind == "ack") == 200, what="all acks")
     finally:
-        stop.set()
-        thread.join(10)
+        running.close()
     assert not letters
     assert [mid for kind, mid in events if kind == "ack"] == list(range(200))
     written: set[int] = set()
+    confirmed: set[int] = set()
     for kind, detail in list(events):
         if kind == "written":
             assert isinstance(detail, set)
             written |= detail
+        elif kind == "confirm":
+            assert isinstance(detail, list)
+            seqs = {seq for first, last in detail for seq in range(first, last + 1)}
+            assert seqs <= written, "confirmed before written"
+            confirmed |= seqs
         else:
             assert isinstance(detail, int)
             assert set(range(detail * 3, detail * 3 + 3)) <= written, f"ack {detail} too early"
-    assert ingestor.stats.batches_written >= 600 // 9  # many batches of at most 3 messages
+            assert set(range(detail * 3, detail * 3 + 3)) <= confirmed, f"ack {detail} unconfirmed"
+    assert confirmed == set(range(600))
+    assert running.ingestor.stats.batches_written >= 600 // 9  # batches of at most 3 messages
     assert influx.count("water_level") == 600
 
 
@@ -112,14 +152,22 @@ def test_refused_point_is_dead_lettered_alone_and_the_rest_written(influx: Influ
     writer.ensure_database()
     # a field type the database will hold against the one later point that has this field
     writer.write([f'water_level,sensor=other flags="text" {T0}'])
-    ingestor, stop, thread = run_ingestor(influx, events, letters)
+    running = run_ingestor(influx, events, letters)
     try:
         for mid in range(4):
-            ingestor.submit(delivery(mid, range(mid * 3, mid * 3 + 3)))
+            running.ingestor.submit(delivery(mid, range(mid * 3, mid * 3 + 3)))
         wait_for(lambda: sum(1 for kind, _ in events if kind == "ack") == 4, what="acks")
+        (refused,) = running.quarantine.messages()
     finally:
-        stop.set()
-        thread.join(10)
+        running.close()
     assert [letter.reason for letter in letters] == ["database_refused"]
     assert "seq=5i" in letters[0].detail
+    assert letters[0].quarantined
     assert influx.count("water_level") == 11
+    # the refused point's whole message is kept, so its seq is stored and may be confirmed
+    assert refused.cause == "database_refused"
+    assert refused.payload == delivery(1, range(3, 6)).payload
+    confirmed = {
+        s for c in running.confirmed for first, last in c.seqs for s in range(first, last + 1)
+    }
+    assert confirmed == set(range(12))

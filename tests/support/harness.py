@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from collector.service import Collector, make_consumer, make_writer
+from collector.quarantine import QuarantineStore
+from collector.service import Collector, make_consumer, make_quarantine, make_writer
 from collector.settings import CollectorSettings
 from edge.agent import EdgeAgent
 from edge.clock_guard import ClockGuard, current_boot_id
@@ -26,6 +27,7 @@ from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_shared.calibration.calibrate import Calibrator
 from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.clock import Clock, SystemClock
+from farmwatch_shared.farm.directory import load_farm_dir
 from farmwatch_shared.farm.model import FarmConfig, SensorConfig, load_farm_config
 from farmwatch_shared.influx import InfluxV1Writer
 from farmwatch_shared.mcu_protocol import SYNC_LINE
@@ -47,6 +49,9 @@ def collector_settings(broker: Broker, influx: Influx, **overrides: object) -> C
         "influx_url": influx.url,
         "influx_database": influx.database,
         "stats_interval_s": 1.0,
+        "farm_dir": FARM_FILES,
+        # one quarantine per test database (each test has its own database)
+        "quarantine_path": influx.server.data_dir / f"quarantine-{influx.database}.sqlite3",
     }
     values.update(overrides)
     return CollectorSettings.model_validate(values)
@@ -60,10 +65,12 @@ class RunningCollector:
     stop_event: threading.Event
     thread: threading.Thread
     problems: ProblemLog
+    quarantine: QuarantineStore
 
     def stop(self) -> None:
         self.stop_event.set()
         self.thread.join(20)
+        self.quarantine.close()
 
 
 def start_collector(settings: CollectorSettings, clock: Clock | None = None) -> RunningCollector:
@@ -73,13 +80,22 @@ def start_collector(settings: CollectorSettings, clock: Clock | None = None) -> 
         writer.ensure_database()
     problems = ProblemLog(logging.getLogger("test.collector.problems"))
     consumer = make_consumer(settings)
-    collector = Collector(settings, consumer, writer, clock or SystemClock(), problems)
+    quarantine = make_quarantine(settings)
+    collector = Collector(
+        settings,
+        consumer=consumer,
+        writer=writer,
+        quarantine=quarantine,
+        farms=list(load_farm_dir(settings.farm_dir)),
+        clock=clock or SystemClock(),
+        problems=problems,
+    )
     stop = threading.Event()
     thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
     thread.start()
     assert consumer.wait_connected(10), "collector did not connect"
     assert consumer.subscribed.wait(10), "collector did not subscribe"
-    return RunningCollector(collector, stop, thread, problems)
+    return RunningCollector(collector, stop, thread, problems, quarantine)
 
 
 @dataclass
@@ -253,6 +269,7 @@ def collector_process(
             "FARMWATCH_COLLECTOR_INFLUX_DATABASE": database,
             "FARMWATCH_COLLECTOR_STATS_INTERVAL_S": "1",
             "FARMWATCH_COLLECTOR_FARM_DIR": str(FARM_FILES),
+            "FARMWATCH_COLLECTOR_QUARANTINE_PATH": str(tmp_path / "collector-quarantine.sqlite3"),
         }
     )
     return ChildProcess([sys.executable, "-m", "collector.cli"], env, tmp_path / "collector.log")

@@ -150,7 +150,10 @@ def test_collector_and_alerts_check_config_load_the_farm_directory(
     installed: Install, farm_dir: Path
 ) -> None:
     collector = installed.run(
-        "farmwatch-collector", "--check-config", FARMWATCH_COLLECTOR_FARM_DIR=str(farm_dir)
+        "farmwatch-collector",
+        "--check-config",
+        FARMWATCH_COLLECTOR_FARM_DIR=str(farm_dir),
+        FARMWATCH_COLLECTOR_QUARANTINE_PATH=str(installed.home / "quarantine.sqlite3"),
     )
     assert collector.returncode == 0, collector.stderr
     assert f"{len(SHIPPED_FARMS)} farms in {farm_dir}: {', '.join(SHIPPED_FARMS)}" in (

@@ -5,6 +5,7 @@ one confirmation per agent per write; and status points are idempotent (finding 
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import msgspec
@@ -62,10 +63,12 @@ def test_readings_are_confirmed_to_their_agent_after_they_are_written(
     agent = broker.watch("farmwatch/v1/oax-mixteca/+/committed", "test-agent", user="oax-mixteca")
     farm = broker.client("oax-mixteca", "test-farm")
     written_when_confirmed: list[int] = []
-    agent.client.on_message = lambda c, u, m: (
-        written_when_confirmed.append(influx.count("rain")),
-        agent.payloads.append(m.payload),
-    )
+
+    def on_confirmation(client: object, userdata: object, message: paho.MQTTMessage) -> None:
+        written_when_confirmed.append(influx.count("rain"))
+        agent.payloads.append(bytes(message.payload))
+
+    agent.client.on_message = on_confirmation
     try:
         publish(farm, readings_topic("oax-mixteca", "pi-1"), rain("oax-mixteca", "pi-1", range(10)))
         wait_for(lambda: agent.payloads, what="the first confirmation")
@@ -145,11 +148,17 @@ def test_a_retained_last_will_is_one_status_point_however_often_the_collector_re
             collector = start_collector(settings)
             try:
                 stats = collector.collector.ingestor.stats
-                wait_for(lambda s=stats: s.messages >= 2, what="the retained statuses")
-                wait_for(lambda s=stats: s.batches_written >= 1, what="pi-2's status rewritten")
+                wait_for(partial(_at_least, stats, "messages", 2), what="the retained statuses")
+                wait_for(
+                    partial(_at_least, stats, "batches_written", 1), what="pi-2's status rewritten"
+                )
             finally:
                 collector.stop()
         rows = influx.query('SELECT "online" FROM agent_status GROUP BY "agent"')
         assert sorted((r["agent"], r["online"]) for r in rows) == [("pi-1", False), ("pi-2", True)]
     finally:
         farm.disconnect()
+
+
+def _at_least(stats: object, counter: str, count: int) -> bool:
+    return int(getattr(stats, counter)) >= count

@@ -60,8 +60,9 @@ def test_a_retained_deeply_nested_status_does_not_freeze_ingestion_for_all_farms
                     rain_batch("oax-mixteca", round_),
                 )
                 publish(istmo, readings_topic("oax-istmo", "pi-1"), rain_batch("oax-istmo", round_))
+                expected = 2 * (round_ + 1)
                 wait_for(
-                    lambda n=round_: influx.count("rain") == 2 * (n + 1),
+                    lambda: influx.count("rain") == expected,  # noqa: B023 - waited on at once
                     what="both farms' readings written",
                 )
                 assert collector.collector.ingestor.stats.by_cause.get("schema", 0) >= 1

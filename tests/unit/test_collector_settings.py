@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from support.paths import COLLECTOR_USER, FARM_FILES
 
 from collector.cli import main
@@ -52,9 +52,11 @@ def test_settings_that_contradict_each_other_are_refused(tmp_path: Path) -> None
     secret = tmp_path / "secret"
     secret.write_text("s3cret\n")
     with pytest.raises(ValidationError, match="not both"):
-        CollectorSettings(influx_password="a", influx_password_file=secret, influx_username="u")
+        CollectorSettings(
+            influx_password=SecretStr("a"), influx_password_file=secret, influx_username="u"
+        )
     with pytest.raises(ValidationError, match="not both"):
-        CollectorSettings(influx_api="v2", influx_token="a", influx_token_file=secret)
+        CollectorSettings(influx_api="v2", influx_token=SecretStr("a"), influx_token_file=secret)
     with pytest.raises(ValidationError, match="influx_username"):
         CollectorSettings(influx_password_file=secret)
 

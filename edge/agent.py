@@ -1,10 +1,11 @@
 """The edge agent: microcontroller lines (reader thread) and field buses (a thread each) →
-outbox → MQTT (main thread)."""
+outbox → MQTT (uplink thread), every thread under one supervisor: no thread dies alone."""
 
 from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Sequence
 
@@ -12,7 +13,7 @@ import paho.mqtt.client as paho
 
 from edge.clock_guard import ClockGuard
 from edge.committer import ReadingCommitter
-from edge.drivers.poller import BusPoller, start_pollers
+from edge.drivers.poller import BusPoller
 from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
@@ -22,6 +23,7 @@ from farmwatch_shared.contract import AgentStatus, encode_status, status_topic
 from farmwatch_shared.farm.model import SensorConfig
 from farmwatch_shared.mqtt import MqttEndpoint, MqttSession, Will
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.supervisor import Supervisor
 from farmwatch_shared.version import VERSION
 
 log = logging.getLogger(__name__)
@@ -70,12 +72,14 @@ class EdgeAgent:
         )
         self._pollers = tuple(pollers)
         offline = AgentStatus(v=1, farm=farm, agent=agent, state="offline", version=VERSION)
+        self._will_payload = encode_status(offline)
+        self._supervisor: Supervisor | None = None
         self.session = MqttSession(
             endpoint,
             clean_start=False,
             session_expiry_s=7 * 24 * 3600,
             max_inflight=inflight_window + 2,
-            will=Will(self._status_topic, encode_status(offline)),
+            will=Will(self._status_topic, self._will_payload),
             on_connected=lambda _session: self._status_due.set(),
             on_published=self._on_published,
         )
@@ -112,13 +116,30 @@ class EdgeAgent:
             clock_synced=self.clock_guard.trusted(),
         )
 
-    def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set, then publish the offline status and disconnect."""
-        reader = threading.Thread(target=self._read, args=(stop,), name="serial", daemon=True)
+    def run(self, stop: threading.Event) -> str | None:
+        """Run until ``stop`` is set, then publish the offline status and disconnect. Every
+        worker (serial reader, each bus poller, the uplink) runs under one ``Supervisor``: if
+        one dies, the agent stops; return its name and reason (None after a clean stop)."""
+        supervisor = Supervisor("farmwatch-edge", stop, log)
+        self._supervisor = supervisor
         self.session.start()
         if self._source is not None:
-            reader.start()
-        bus_threads = start_pollers(self._pollers, stop)
+            supervisor.start("serial", self._read)
+        for poller in self._pollers:
+            supervisor.start(f"bus-{poller.bus.id}", poller.run)  # closes its bus when it ends
+        supervisor.start("uplink", self._uplink)
+        while not stop.wait(0.5):
+            pass
+        supervisor.join(10.0)
+        self._publish_final_status()
+        self.session.stop()
+        return supervisor.failed
+
+    def alive(self) -> bool:
+        """Whether every worker of a running agent is alive (what "online" means)."""
+        return self._supervisor is not None and self._supervisor.alive()
+
+    def _uplink(self, stop: threading.Event) -> None:
         next_status = self._clock.monotonic() + self._status_interval_s
         while not stop.is_set():
             self._release_held_readings()
@@ -126,19 +147,13 @@ class EdgeAgent:
             now = self._clock.monotonic()
             if self.session.connected and (self._status_due.is_set() or now >= next_status):
                 self._status_due.clear()
-                self._publish_status("online")
+                self._publish_status("online" if self.alive() else "offline")
                 next_status = now + self._status_interval_s
             if not progressed:
                 self._wake.wait(0.05)
                 self._wake.clear()
-        if reader.is_alive():
-            reader.join(2.0)
-        for thread in bus_threads:
-            thread.join(5.0)  # each poller closes its bus when it stops
-        self._drain(timeout_s=2.0)
-        if self.session.connected:
-            self._publish_status("offline")
-        self.session.stop()
+        if self._supervisor is not None and self._supervisor.failed is None:
+            self._drain(timeout_s=2.0)
 
     def _release_held_readings(self) -> None:
         if not self.clock_guard.trusted():
@@ -180,8 +195,19 @@ class EdgeAgent:
                 self._wake.clear()
 
     def _publish_status(self, state: str) -> None:
-        info = self.session.publish(
-            self._status_topic, encode_status(self.status(state)), qos=1, retain=True
-        )
+        self._publish_status_payload(encode_status(self.status(state)))
+
+    def _publish_final_status(self) -> None:
+        if not self.session.connected:
+            return  # the broker publishes the last will
+        try:
+            payload = encode_status(self.status("offline"))
+        except sqlite3.Error as exc:  # the outbox that stopped the agent cannot say its backlog
+            log.warning("Estado sin contadores / status without counters: %s", exc)
+            payload = self._will_payload
+        self._publish_status_payload(payload)
+
+    def _publish_status_payload(self, payload: bytes) -> None:
+        info = self.session.publish(self._status_topic, payload, qos=1, retain=True)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             self._problems.report("status_not_queued", f"paho rc={info.rc}")

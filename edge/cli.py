@@ -23,6 +23,7 @@ from farmwatch_shared.farm.model import FarmConfigError, load_farm_config
 from farmwatch_shared.mcu_protocol import SYNC_LINE
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.serial_port import pyserial_factory
+from farmwatch_shared.supervisor import EX_SOFTWARE
 
 DESCRIPTION = """\
 Agente de campo farmwatch: lee los sensores del microcontrolador por puerto serie y publica
@@ -123,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger(__name__).info(
         "Agente iniciado / agent started: %s/%s pid %d", farm.farm.id, agent_cfg.id, os.getpid()
     )
-    agent.run(stop)
+    failure = agent.run(stop)
+    if failure is not None:
+        return EX_SOFTWARE  # the supervisor logged which worker died; systemd restarts us
     outbox.close()
     return 0
 

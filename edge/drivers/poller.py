@@ -156,14 +156,3 @@ def build_pollers(
         BusPoller(bus, spec.build(bus, problems, clock), sensors, sink, clock, problems)
         for bus, spec in check_buses(farm, agent_id, spec_for)
     ]
-
-
-def start_pollers(pollers: Sequence[BusPoller], stop: threading.Event) -> list[threading.Thread]:
-    """Run each poller in its own daemon thread until ``stop`` is set."""
-    threads = [
-        threading.Thread(target=p.run, args=(stop,), name=f"bus-{p.bus.id}", daemon=True)
-        for p in pollers
-    ]
-    for thread in threads:
-        thread.start()
-    return threads

@@ -56,7 +56,11 @@ class McuLink:
 
     def handle(self, item: bytes | LineError) -> bytes | None:
         """Process one line from the serial port; return the line to answer with, if any."""
-        frame = parse_line(item) if isinstance(item, bytes) else item
+        try:
+            frame = parse_line(item) if isinstance(item, bytes) else item
+        except Exception as exc:  # noqa: BLE001 - a line the parser did not foresee is refused
+            self._refuse("unparseable", f"{item!r:.80}: {type(exc).__name__}: {exc}")
+            return None
         if isinstance(frame, LineError):
             self._refuse(frame.cause, repr(frame.line[:80]))
             return None

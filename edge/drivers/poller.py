@@ -3,8 +3,9 @@
 ``BusPoller`` (one per bus, one thread each) asks the bus's driver for the points its sensors
 need, when each device is due, and hands ``RawSample``s to a sink. ``OutboxSink`` is the sink the
 agent uses: it calibrates on the same path as microcontroller readings (the committer) and
-commits to the outbox, or quarantines. A device that fails is counted and reported; the others
-go on. ``build_pollers`` assembles it all from the farm file.
+commits to the outbox, or quarantines. A device that fails (or whose answer the driver cannot
+handle) is counted and reported; the others go on. ``build_pollers`` assembles it all from the
+farm file.
 """
 
 from __future__ import annotations
@@ -86,6 +87,14 @@ class BusPoller:
         except (serial.SerialException, OSError) as exc:
             self.failures[address] += 1
             self._problems.report("bus_io", f"{self.bus.id} ({self.bus.port}): {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - one device's answer that a driver could not
+            # handle is that device's failed poll, never the end of polling for the whole bus
+            self.failures[address] += 1
+            self._problems.report(
+                "driver_error",
+                f"{self.bus.id} dispositivo / device {address}: {type(exc).__name__}: {exc}",
+            )
             return
         ts, mono_ms = self._clock.now_ms(), int(self._clock.monotonic() * 1000)
         for point, value in values.items():

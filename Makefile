@@ -39,7 +39,7 @@ lint: setup test-deps
 	shellcheck $(SHELL_SCRIPTS)
 	$(VENV)/bin/ruff check $(CODE) tests benchmarks
 	$(VENV)/bin/ruff format --check $(CODE) tests benchmarks
-	$(VENV)/bin/mypy --strict $(CODE)
+	$(VENV)/bin/mypy --strict $(CODE) tests benchmarks
 	$(VENV)/bin/lint-imports
 
 # All of it: the lanes tests/unit (no process), tests/integration (real servers, ptys) and

@@ -33,7 +33,7 @@ from pydantic import SecretStr
 
 from benchmarks.edge import shipped_agent
 from collector.alerts.modem import GsmModem
-from collector.alerts.service import AlertService
+from collector.alerts.service import AlertService, make_consumer
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
@@ -93,16 +93,18 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
     emulator = GsmModemEmulator(modem_link)
     emulator.start()
     clock = SystemClock()
-    modem = GsmModem(pyserial_factory(modem_link.path, 115200, 0.05))
+    modem = GsmModem(pyserial_factory(modem_link.path, 115200, 0.05), clock)
     service = AlertService(
         farms={FARM: config},
         state_db=workdir / "alerts.sqlite3",
-        endpoint=MqttEndpoint(
-            "127.0.0.1",
-            broker.port,
-            "farmwatch-alerts",
-            ALERTS_USER,
-            SecretStr(passwords[ALERTS_USER]),
+        consumer=make_consumer(
+            MqttEndpoint(
+                "127.0.0.1",
+                broker.port,
+                "farmwatch-alerts",
+                ALERTS_USER,
+                SecretStr(passwords[ALERTS_USER]),
+            )
         ),
         channels=[modem],
         clock=clock,
@@ -183,21 +185,8 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
 
         cleanup.append(stop_agent)
 
-    def grew(count: int) -> Callable[[], bool]:
-        return lambda: len(emulator.parts) > count
-
-    latencies = []
     try:
-        for _ in range(rounds + 1):
-            before = len(emulator.parts)
-            send(60.0)
-            if before:  # a resolution SMS follows a firing one
-                _wait(grew(before))
-            time.sleep(0.05)
-            before = len(emulator.parts)
-            started = send(10.0)
-            _wait(grew(before))
-            latencies.append(emulator.parts[before].at_cmgs_monotonic - started)
+        latencies = _latencies(rounds, send, emulator)
     finally:
         for action in cleanup:
             action()
@@ -207,6 +196,29 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
         modem_link.close()
         broker.stop()
     return latencies[1:]  # the first round warms up connections and SQLite
+
+
+def _latencies(
+    rounds: int, send: Callable[[float], float], emulator: GsmModemEmulator
+) -> list[float]:
+    """One round: the level back above the threshold (waiting for the resolution SMS after
+    the first round), then below it, timed from the send to the modem's AT+CMGS."""
+
+    def grew(count: int) -> Callable[[], bool]:
+        return lambda: len(emulator.parts) > count
+
+    latencies = []
+    for _ in range(rounds + 1):
+        before = len(emulator.parts)
+        send(60.0)
+        if before:  # a resolution SMS follows a firing one
+            _wait(grew(before))
+        time.sleep(0.05)
+        before = len(emulator.parts)
+        started = send(10.0)
+        _wait(grew(before))
+        latencies.append(emulator.parts[before].at_cmgs_monotonic - started)
+    return latencies
 
 
 def main() -> None:

@@ -85,6 +85,7 @@ class Stack:
     _databases: int = 0
 
     def __post_init__(self) -> None:
+        """The servers, not yet started."""
         self.broker = MosquittoServer(data_dir=self.workdir / "mosquitto", users=self.passwords)
         self.influx = InfluxServer(data_dir=self.workdir / "influxdb")
 
@@ -194,12 +195,12 @@ class Result:
 
     @property
     def ratio(self) -> float:
-        """farmwatch / baseline, medians."""
+        """Medians, farmwatch / baseline."""
         return self.median / self.baseline_median if self.baseline else float("nan")
 
     @property
     def met(self) -> str:
-        """ "yes", "NO" or "" (no target)."""
+        """``yes``, ``NO`` or empty (no target)."""
         if self.check is None:
             return ""
         return "yes" if self.check(self) else "NO"

@@ -87,6 +87,7 @@ class ReadingCounter:
             self.readings += len(decode_batch(bytes(message.payload)).readings)
 
     def close(self) -> None:
+        """Disconnect."""
         close(self._client)
 
 

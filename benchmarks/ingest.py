@@ -35,7 +35,7 @@ from benchmarks.common import (
     publish_all,
     subscribe,
 )
-from collector.service import Collector
+from collector.service import Collector, make_consumer
 from collector.settings import CollectorSettings
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
@@ -72,6 +72,7 @@ class Workload:
 
     @property
     def readings(self) -> int:
+        """Readings in all the batches."""
         return sum(len(b.readings) for b in self.batches)
 
 
@@ -172,6 +173,7 @@ class CountingSubscriber(Consumer):
         self._client: paho.Client | None = None
 
     def connect(self) -> None:
+        """Resume the persistent session and subscribe to every farm's readings."""
         client = self._endpoint.client(
             COLLECTOR_USER,
             self._client_id,
@@ -186,9 +188,11 @@ class CountingSubscriber(Consumer):
         self._count += 1
 
     def handled(self) -> int:
+        """Messages received."""
         return self._count
 
     def disconnect(self) -> None:
+        """Disconnect, keeping the session."""
         assert self._client is not None
         close(self._client)
 
@@ -235,6 +239,7 @@ class NaiveBridge(CountingSubscriber):
             self._lines = []
 
     def handled(self) -> int:
+        """Readings written to InfluxDB."""
         return self._written
 
 
@@ -263,13 +268,15 @@ class FarmwatchCollector(Consumer):
         self.collector: Collector | None = None
 
     def connect(self) -> None:
+        """Start the collector in a thread; wait until it is connected (and subscribed)."""
         writer = InfluxV1Writer(self._settings.influx_url, self._settings.influx_database)
         problems = ProblemLog(logging.getLogger("bench.collector.problems"))
-        self.collector = Collector(self._settings, writer, SystemClock(), problems)
+        consumer = make_consumer(self._settings)
+        self.collector = Collector(self._settings, consumer, writer, SystemClock(), problems)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.collector.run, args=(self._stop,))
         self._thread.start()
-        if not self.collector.session.wait_connected(10):
+        if not consumer.wait_connected(10):
             raise RuntimeError("collector did not connect")
         if self._probe_subscription:
             self._wait_subscribed()
@@ -289,10 +296,12 @@ class FarmwatchCollector(Consumer):
                 time.sleep(0.01)
 
     def handled(self) -> int:
+        """Points the collector wrote."""
         assert self.collector is not None
         return self.collector.ingestor.stats.points_written
 
     def disconnect(self) -> None:
+        """Stop the collector (its session stays on the broker)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)

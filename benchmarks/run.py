@@ -98,7 +98,7 @@ def run_ingest(stack: Stack, repeats: int) -> list[Result]:
     ]
     for i in range(repeats):
         for what, samples, run in runs:  # interleaved: drifts of the machine hit all alike
-            samples += repeat(1, f"{what} ({i + 1})", run)
+            samples.extend(repeat(1, f"{what} ({i + 1})", run))
     return [
         Result(
             "1",
@@ -292,7 +292,7 @@ def machine() -> list[str]:
 
     def tool_version(command: list[str]) -> str:
         try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=10)
+            out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
         except OSError:
             return "?"
         text = (out.stdout or out.stderr).strip().splitlines()

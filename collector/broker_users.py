@@ -39,6 +39,7 @@ class FarmCredentials:
     password: str
 
     def __repr__(self) -> str:
+        """Without the password: logs and tracebacks print reprs."""
         return f"FarmCredentials(user={self.user!r}, password='**********')"
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 
 from pydantic import ValidationError
 
-from collector.service import Collector, make_writer
+from collector.service import Collector, make_consumer, make_writer
 from collector.settings import CollectorSettings
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import SystemClock
@@ -62,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("farmwatch.collector")
     log.info("Granjas / farms: %d en / in %s (%s)", len(farms), settings.farm_dir, ", ".join(farms))
     stop = stop_on_signals()
+    clock = SystemClock()
     writer = make_writer(settings)
     if isinstance(writer, InfluxV1Writer) and settings.influx_create_database:
         while not stop.is_set():
@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                 break
             except RetryableWriteError as exc:
                 log.warning("InfluxDB no disponible / unavailable: %s", exc)
-                time.sleep(2.0)
+                clock.sleep(2.0)
     problems = ProblemLog(logging.getLogger("farmwatch.collector.problems"))
-    Collector(settings, writer, SystemClock(), problems).run(stop)
+    Collector(settings, make_consumer(settings), writer, clock, problems).run(stop)
     return 0
 
 

@@ -35,35 +35,53 @@ VIEW = 1
 class FolderApi(Protocol):
     """The folder calls of ``grafana_client.GrafanaApi`` used here."""
 
-    def get_folder(self, uid: str) -> Any: ...
-    def create_folder(self, title: str, uid: str | None = None) -> Any: ...
-    def update_folder(self, uid: str, title: str | None = None, overwrite: bool = False) -> Any: ...
-    def update_folder_permissions(self, uid: str, items: Any) -> Any: ...
+    def get_folder(self, uid: str) -> Any:
+        """``GET /api/folders/<uid>``; a 404 error if there is none."""
+
+    def create_folder(self, title: str, uid: str | None = None) -> Any:
+        """``POST /api/folders``."""
+
+    def update_folder(self, uid: str, title: str | None = None, overwrite: bool = False) -> Any:
+        """``PUT /api/folders/<uid>``."""
+
+    def update_folder_permissions(self, uid: str, items: Any) -> Any:
+        """``POST /api/folders/<uid>/permissions`` (replaces them all)."""
 
 
 class DatasourceApi(Protocol):
     """The datasource calls used here."""
 
-    def get_datasource_by_uid(self, datasource_uid: str) -> Any: ...
-    def create_datasource(self, datasource: Any) -> Any: ...
-    def update_datasource_by_uid(self, datasource_uid: str, datasource: Any) -> Any: ...
+    def get_datasource_by_uid(self, datasource_uid: str) -> Any:
+        """``GET /api/datasources/uid/<uid>``; a 404 error if there is none."""
+
+    def create_datasource(self, datasource: Any) -> Any:
+        """``POST /api/datasources``."""
+
+    def update_datasource_by_uid(self, datasource_uid: str, datasource: Any) -> Any:
+        """``PUT /api/datasources/uid/<uid>``."""
 
 
 class DashboardApi(Protocol):
     """The dashboard call used here."""
 
-    def update_dashboard(self, dashboard: Any) -> Any: ...
+    def update_dashboard(self, dashboard: Any) -> Any:
+        """``POST /api/dashboards/db`` (creates or, with ``overwrite``, replaces)."""
 
 
 class GrafanaLike(Protocol):
     """What ``push`` needs of a ``grafana_client.GrafanaApi`` (typed: the library is not)."""
 
     @property
-    def folder(self) -> FolderApi: ...
+    def folder(self) -> FolderApi:
+        """The folder calls."""
+
     @property
-    def datasource(self) -> DatasourceApi: ...
+    def datasource(self) -> DatasourceApi:
+        """The datasource calls."""
+
     @property
-    def dashboard(self) -> DashboardApi: ...
+    def dashboard(self) -> DashboardApi:
+        """The dashboard call."""
 
 
 class GrafanaPushSettings(BaseSettings):

@@ -21,29 +21,19 @@ from dataclasses import dataclass, field
 from farmwatch_shared.backoff import Backoff
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import (
+    AgentStatus,
     ContractError,
     DeadLetter,
-    decode_batch,
-    decode_status,
-    parse_topic,
+    ReadingBatch,
+    decode_message,
     reading_problem,
 )
 from farmwatch_shared.influx import PermanentWriteError, PointWriter, RetryableWriteError
 from farmwatch_shared.lineprotocol import reading_lines, status_line
+from farmwatch_shared.mqtt import Delivery
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One MQTT message as received."""
-
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-
 
 Acknowledge = Callable[[Delivery], None]
 DeadLetterSink = Callable[[DeadLetter], None]
@@ -144,25 +134,24 @@ class Ingestor:
             self.stats.messages += 1
         pending.deliveries.append(delivery)
         try:
-            farm, agent, leaf = parse_topic(delivery.topic)
-            if leaf == "readings":
-                lines = self._reading_lines(delivery, farm, agent)
-            elif leaf == "status":
-                lines = self._status_lines(delivery, farm, agent)
-            else:
-                raise ContractError("bad_topic", delivery.topic)
+            message = decode_message(delivery.topic, delivery.payload)
         except ContractError as exc:
             self._reject(delivery, exc.cause, exc.detail)
+            return
+        if message is None:
+            return  # a cleared retained status
+        if isinstance(message, ReadingBatch):
+            lines = self._reading_lines(delivery, message)
+        elif isinstance(message, AgentStatus):
+            lines = [status_line(message, self._clock.now_ms())]
+        else:  # the collector's own confirmations: not subscribed, nothing to store
+            self._reject(delivery, "bad_topic", delivery.topic[:200])
             return
         pending.lines.extend(lines)
         pending.line_origin.extend([delivery] * len(lines))
 
-    def _reading_lines(self, delivery: Delivery, farm: str, agent: str) -> list[str]:
-        batch = decode_batch(delivery.payload)
-        if batch.farm != farm or batch.agent != agent:
-            raise ContractError(
-                "topic_mismatch", f"topic {farm}/{agent}, payload {batch.farm}/{batch.agent}"
-            )
+    def _reading_lines(self, delivery: Delivery, batch: ReadingBatch) -> list[str]:
+        farm, agent = batch.farm, batch.agent
         now_ms = self._clock.now_ms()
         checked = [(reading, reading_problem(reading, now_ms)) for reading in batch.readings]
         refused = [
@@ -174,14 +163,6 @@ class Ingestor:
             return reading_lines(farm, agent, batch.readings)
         self._reject(delivery, "impossible_value", "; ".join(refused[:20]))
         return reading_lines(farm, agent, [r for r, problem in checked if problem is None])
-
-    def _status_lines(self, delivery: Delivery, farm: str, agent: str) -> list[str]:
-        if not delivery.payload:
-            return []  # a cleared retained status
-        status = decode_status(delivery.payload)
-        if status.farm != farm or status.agent != agent:
-            raise ContractError("topic_mismatch", f"status of {status.farm}/{status.agent}")
-        return [status_line(status, self._clock.now_ms())]
 
     def _reject(self, delivery: Delivery, cause: str, detail: str) -> None:
         self._problems.report(cause, f"{delivery.topic}: {detail}")

@@ -1,15 +1,14 @@
-"""The collector service: wires the MQTT session, the ingestor and the database writer."""
+"""The collector service: wires the MQTT consumer, the ingestor and the database writer."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import msgspec
 import paho.mqtt.client as paho
 
-from collector.ingest import Delivery, Ingestor
+from collector.ingest import Ingestor
 from collector.settings import CollectorSettings
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import (
@@ -19,7 +18,7 @@ from farmwatch_shared.contract import (
     DeadLetter,
 )
 from farmwatch_shared.influx import InfluxV1Writer, InfluxV2Writer, PointWriter
-from farmwatch_shared.mqtt import MqttSession
+from farmwatch_shared.mqtt import Consumer, MqttConsumer
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -35,72 +34,66 @@ def make_writer(settings: CollectorSettings) -> PointWriter:
         return InfluxV2Writer(
             settings.influx_url, settings.influx_token, settings.influx_org, settings.influx_bucket
         )
-    writer = InfluxV1Writer(
+    return InfluxV1Writer(
         settings.influx_url,
         settings.influx_database,
         settings.influx_retention_policy,
         settings.influx_username,
         settings.influx_password,
     )
-    return writer
+
+
+def make_consumer(settings: CollectorSettings) -> MqttConsumer:
+    """The collector's persistent MQTT session on every farm's readings and statuses."""
+    return MqttConsumer(
+        settings.mqtt_endpoint(settings.client_id),
+        topic_filters=[READINGS_SUBSCRIPTION, STATUS_SUBSCRIPTION],
+        session_expiry_s=settings.session_expiry_s,
+        receive_maximum=settings.receive_maximum,
+        max_inflight=100,
+    )
 
 
 class Collector:
-    """Subscribes to all farms, writes readings, acknowledges after the write."""
+    """Consumes all farms' messages, writes readings, acknowledges after the write."""
 
     def __init__(
-        self, settings: CollectorSettings, writer: PointWriter, clock: Clock, problems: ProblemLog
+        self,
+        settings: CollectorSettings,
+        consumer: Consumer,
+        writer: PointWriter,
+        clock: Clock,
+        problems: ProblemLog,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._problems = problems
-        self.session = MqttSession(
-            settings.mqtt_endpoint(settings.client_id),
-            clean_start=False,
-            session_expiry_s=settings.session_expiry_s,
-            receive_maximum=settings.receive_maximum,
-            manual_ack=True,
-            max_inflight=100,
-            on_connected=self._subscribe,
-            on_message=self._on_message,
-        )
+        self.consumer = consumer
         self.ingestor = Ingestor(
             writer=writer,
-            acknowledge=self._ack,
+            acknowledge=consumer.ack,
             dead_letter=self._publish_dead_letter,
             clock=clock,
             problems=problems,
             batch_max_points=settings.batch_max_points,
         )
 
-    def _subscribe(self, session: MqttSession) -> None:
-        result, _ = session.client.subscribe([(READINGS_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
-        if result != paho.MQTT_ERR_SUCCESS:
-            log.error("subscribe failed: rc=%s", result)
-
-    def _on_message(self, message: paho.MQTTMessage) -> None:
-        delivery = Delivery(message.mid, message.qos, message.topic, bytes(message.payload))
-        self.ingestor.submit(delivery)
-
-    def _ack(self, delivery: Delivery) -> None:
-        if delivery.qos > 0:
-            self.session.client.ack(delivery.mid, delivery.qos)
-
     def _publish_dead_letter(self, letter: DeadLetter) -> None:
         # paho refuses (MQTT_ERR_QUEUE_SIZE) while its queue is full: wait for room a while
         # (this slows intake, which is what a flood of bad input should do) before giving up.
         payload = _dead_letter_encoder.encode(letter)
         for _ in range(DEAD_LETTER_ATTEMPTS):
-            info = self.session.publish(DEAD_LETTER_TOPIC, payload, qos=1)
+            info = self.consumer.publish(DEAD_LETTER_TOPIC, payload, qos=1)
             if info.rc in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
                 return
             if info.rc != paho.MQTT_ERR_QUEUE_SIZE:
                 break
-            time.sleep(DEAD_LETTER_RETRY_S)
+            self._clock.sleep(DEAD_LETTER_RETRY_S)
         self._problems.report("dead_letter_not_queued", f"paho rc={info.rc}: {letter.reason}")
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set."""
-        self.session.start()
+        self.consumer.start(self.ingestor.submit)
         worker = threading.Thread(target=self.ingestor.run, args=(stop,), name="ingest")
         worker.start()
         while not stop.wait(self._settings.stats_interval_s):
@@ -115,4 +108,4 @@ class Collector:
                 stats.by_cause,
             )
         worker.join(10.0)
-        self.session.stop()
+        self.consumer.stop()

@@ -80,6 +80,7 @@ class InfluxQL(cogbuilder.Builder[InfluxQLQuery]):
         self._internal = InfluxQLQuery(query=query)
 
     def build(self) -> InfluxQLQuery:
+        """The query built so far."""
         return self._internal
 
     def ref_id(self, ref_id: str) -> Self:

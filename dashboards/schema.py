@@ -15,6 +15,8 @@ class _Strict(BaseModel):
 
 
 class DatasourceRef(_Strict):
+    """A panel's or query's data source: always the farmwatch InfluxDB one."""
+
     type: str
     uid: str
 
@@ -26,6 +28,8 @@ class DatasourceRef(_Strict):
 
 
 class Target(_Strict):
+    """One InfluxQL query of a panel, filtered by the time range and the farm variable."""
+
     refId: str = Field(pattern=r"^[A-Z]$")
     datasource: DatasourceRef
     query: str = Field(pattern=r"^(SELECT|SHOW) ")
@@ -43,6 +47,8 @@ class Target(_Strict):
 
 
 class GridPos(_Strict):
+    """Where a panel sits on Grafana's 24-column grid."""
+
     x: int = Field(ge=0, lt=24)
     y: int = Field(ge=0)
     w: int = Field(gt=0, le=24)
@@ -56,31 +62,43 @@ class GridPos(_Strict):
 
 
 class ThresholdStep(_Strict):
+    """One colour step of a threshold scale (``value`` None: the base colour)."""
+
     color: str
     value: float | None
 
 
 class Thresholds(_Strict):
+    """Absolute colour thresholds of a field."""
+
     mode: Literal["absolute"]
     steps: list[ThresholdStep] = Field(min_length=1)
 
 
 class Matcher(_Strict):
+    """Which series an override applies to (by name or regular expression)."""
+
     id: Literal["byName", "byRegexp"]
     options: str
 
 
 class Property(_Strict):
+    """One field property an override sets."""
+
     id: str
     value: Any = None
 
 
 class Override(_Strict):
+    """Field properties changed for the matching series."""
+
     matcher: Matcher
     properties: list[Property] = Field(min_length=1)
 
 
 class FieldDefaults(_Strict):
+    """Unit, decimals, range, thresholds and mappings of a panel's fields."""
+
     unit: str | None = None
     decimals: float | None = None
     min: float | None = None
@@ -92,11 +110,15 @@ class FieldDefaults(_Strict):
 
 
 class FieldConfig(_Strict):
+    """A panel's field defaults and per-series overrides."""
+
     defaults: FieldDefaults
     overrides: list[Override] = []
 
 
 class Panel(_Strict):
+    """A stat, time-series or table panel with its queries and layout."""
+
     id: int = Field(gt=0)
     type: Literal["stat", "timeseries", "table"]
     title: str = Field(min_length=3)
@@ -122,6 +144,8 @@ class Panel(_Strict):
 
 
 class Variable(_Strict):
+    """The ``farm`` template variable (one farm, several or all)."""
+
     name: Literal["farm"]
     type: Literal["query"]
     label: str
@@ -140,15 +164,21 @@ class Variable(_Strict):
 
 
 class Templating(_Strict):
+    """The dashboard's template variables."""
+
     list: list[Variable]
 
 
 class TimeWindow(_Strict):
+    """The default time range, relative to now."""
+
     from_: str = Field(alias="from", pattern=r"^now-\d+[mhdwy]$")
     to: Literal["now"]
 
 
 class Dashboard(_Strict):
+    """A whole dashboard as provisioned: read-only, in Mexico City time."""
+
     uid: str = Field(pattern=r"^farmwatch-[a-z-]+$")
     title: str
     description: str

@@ -28,9 +28,11 @@ class Publisher(Protocol):
     """The part of an MQTT session the uplink uses."""
 
     @property
-    def connected(self) -> bool: ...
+    def connected(self) -> bool:
+        """The session is connected to the broker now."""
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> Any: ...
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> Any:
+        """Publish ``payload``; paho's message info (its ``mid`` is acknowledged later)."""
 
 
 class Uplink:

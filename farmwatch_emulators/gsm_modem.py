@@ -104,6 +104,17 @@ def decode_submit(pdu_hex: str) -> tuple[str, str, int, tuple[int, int, int] | N
     return to, "".join(chars), dcs, concat
 
 
+def _submitted(pdu: str, length: int) -> tuple[str, str, int, tuple[int, int, int] | None] | None:
+    """``decode_submit(pdu)``, or None if ``pdu`` is not an SMS-SUBMIT of ``length`` octets
+    (without its SMSC part, as AT+CMGS announces it)."""
+    try:
+        smsc_len = int(pdu[:2], 16)
+        decoded = decode_submit(pdu)
+    except (ValueError, IndexError):
+        return None
+    return decoded if len(pdu) // 2 - 1 - smsc_len == length else None
+
+
 @dataclass
 class _Stored:
     pdu: str
@@ -128,6 +139,7 @@ class GsmModemEmulator:
     """Every command line received (for assertions on what the client did)."""
 
     def __post_init__(self) -> None:
+        """Power-on state: echo on, text mode, no notifications, empty SIM storage."""
         self._lock = threading.RLock()
         self._buffer = b""
         self._echo = True
@@ -233,62 +245,81 @@ class GsmModemEmulator:
     def _command(self, line: str) -> None:
         self.commands.append(line)
         cmd = line.upper()
-        if not cmd.startswith("AT"):
+        if not (
+            cmd.startswith("AT") and (self._setting(cmd) or self._status(cmd) or self._sms(cmd))
+        ):
             self._reply("\r\nERROR\r\n")
-        elif cmd in ("AT", "AT+CMEE=1", "AT&F"):
-            self._ok()
-        elif cmd in ("ATE0", "ATE1"):
+
+    def _setting(self, cmd: str) -> bool:
+        """Echo, text/PDU mode, notifications, reset; False if ``cmd`` is none of them."""
+        if cmd in ("ATE0", "ATE1"):
             self._echo = cmd == "ATE1"
-            self._ok()
         elif cmd == "ATZ":
             self._echo, self._pdu_mode, self._notify, self._route = True, False, False, False
-            self._ok()
         elif cmd.startswith("AT+CMGF="):
             self._pdu_mode = cmd.endswith("=0")
-            self._ok()
-        elif cmd == "AT+CPIN?":
+        elif cmd.startswith("AT+CNMI="):
+            self._notify = cmd.startswith("AT+CNMI=2,1")
+            self._route = cmd.startswith("AT+CNMI=2,2")
+        elif cmd not in ("AT", "AT+CMEE=1", "AT&F"):
+            return False
+        self._ok()
+        return True
+
+    def _status(self, cmd: str) -> bool:
+        """SIM, registration, signal; False if ``cmd`` asks none of them."""
+        if cmd == "AT+CPIN?":
             self._ok("+CPIN: READY") if self.sim_present else self._reply("\r\n+CME ERROR: 10\r\n")
         elif cmd == "AT+CREG?":
             self._ok(f"+CREG: 0,{1 if self.registered and self.sim_present else 2}")
         elif cmd == "AT+CSQ":
             self._ok(f"+CSQ: {self.signal if self.registered else 99},99")
-        elif cmd.startswith("AT+CNMI="):
-            self._notify = cmd.startswith("AT+CNMI=2,1")
-            self._route = cmd.startswith("AT+CNMI=2,2")
-            self._ok()
-        elif (m := re.fullmatch(r"AT\+CMGS=(\d+)", cmd)) is not None:
-            if not self._pdu_mode:
-                self._reply("\r\n+CMS ERROR: 304\r\n")
-            elif not self.sim_present:
-                self._reply("\r\n+CMS ERROR: 310\r\n")
-            else:
-                self._pending_submit = (int(m.group(1)), self.monotonic())
-                self._reply("\r\n> ")
+        else:
+            return False
+        return True
+
+    def _sms(self, cmd: str) -> bool:
+        """Send, read, delete, list; False if ``cmd`` is none of them."""
+        if (m := re.fullmatch(r"AT\+CMGS=(\d+)", cmd)) is not None:
+            self._prompt_for_submit(int(m.group(1)))
         elif (m := re.fullmatch(r"AT\+CMGR=(\d+)", cmd)) is not None:
-            stored = self._storage.get(int(m.group(1)))
-            if stored is None:
-                self._reply("\r\n+CMS ERROR: 321\r\n")
-            else:
-                status = 1 if stored.read else 0
-                stored.read = True
-                self._ok(
-                    f"+CMGR: {status},,{len(stored.pdu) // 2 - 1 - int(stored.pdu[:2], 16)}"
-                    f"\r\n{stored.pdu}"
-                )
+            self._read_stored(int(m.group(1)))
         elif (m := re.fullmatch(r"AT\+CMGD=(\d+)(,\d)?", cmd)) is not None:
             self._storage.pop(int(m.group(1)), None)
             self._ok()
         elif cmd == "AT+CMGL=4":
-            lines = []
-            for index, stored in sorted(self._storage.items()):
-                tpdu_len = len(stored.pdu) // 2 - 1 - int(stored.pdu[:2], 16)
-                lines.append(
-                    f"+CMGL: {index},{1 if stored.read else 0},,{tpdu_len}\r\n{stored.pdu}"
-                )
-                stored.read = True
-            self._ok(*lines)
+            self._list_stored()
         else:
-            self._reply("\r\nERROR\r\n")
+            return False
+        return True
+
+    def _prompt_for_submit(self, length: int) -> None:
+        if not self._pdu_mode:
+            self._reply("\r\n+CMS ERROR: 304\r\n")
+        elif not self.sim_present:
+            self._reply("\r\n+CMS ERROR: 310\r\n")
+        else:
+            self._pending_submit = (length, self.monotonic())
+            self._reply("\r\n> ")
+
+    def _read_stored(self, index: int) -> None:
+        stored = self._storage.get(index)
+        if stored is None:
+            self._reply("\r\n+CMS ERROR: 321\r\n")
+            return
+        status = 1 if stored.read else 0
+        stored.read = True
+        self._ok(
+            f"+CMGR: {status},,{len(stored.pdu) // 2 - 1 - int(stored.pdu[:2], 16)}\r\n{stored.pdu}"
+        )
+
+    def _list_stored(self) -> None:
+        lines = []
+        for index, stored in sorted(self._storage.items()):
+            tpdu_len = len(stored.pdu) // 2 - 1 - int(stored.pdu[:2], 16)
+            lines.append(f"+CMGL: {index},{1 if stored.read else 0},,{tpdu_len}\r\n{stored.pdu}")
+            stored.read = True
+        self._ok(*lines)
 
     def _submit(self, pdu: str, length: int, at: float) -> None:
         if self.fail_sends:
@@ -297,14 +328,11 @@ class GsmModemEmulator:
         if not self.registered:
             self._reply("\r\n+CMS ERROR: 331\r\n")  # no network service
             return
-        try:
-            smsc_len = int(pdu[:2], 16)
-            if len(pdu) // 2 - 1 - smsc_len != length:
-                raise ValueError(f"length {length} does not match the PDU")
-            to, text, dcs, concat = decode_submit(pdu)
-        except (ValueError, IndexError):
+        submitted = _submitted(pdu, length)
+        if submitted is None:
             self._reply("\r\n+CMS ERROR: 304\r\n")
             return
+        to, text, dcs, concat = submitted
         part = ReceivedPart(to, text, dcs, pdu, concat, at)
         self.parts.append(part)
         mr = self._next_mr

@@ -155,6 +155,10 @@ class Sdi12Bus:
         pending = self._pending.get(a)
         if pending is not None and not pending.requested and now < pending.ready_at:
             pending.aborted = True  # any command to a measuring sensor aborts the measurement
+        self._answer(sensor, body, now)
+
+    def _answer(self, sensor: Sdi12Sensor, body: str, now: float) -> None:
+        a = sensor.address
         if body == "":
             self._say(a)
         elif body == "I":

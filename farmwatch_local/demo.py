@@ -162,6 +162,132 @@ def _with_bus_ports(
     return derived
 
 
+def _start_collector(
+    broker: MosquittoServer, influx: InfluxServer, password_file: Path, farms: Path, log_dir: Path
+) -> subprocess.Popen[bytes]:
+    env = _python_env(
+        {
+            "FARMWATCH_COLLECTOR_MQTT_HOST": "127.0.0.1",
+            "FARMWATCH_COLLECTOR_MQTT_PORT": str(broker.port),
+            "FARMWATCH_COLLECTOR_MQTT_USERNAME": COLLECTOR_USER,
+            "FARMWATCH_COLLECTOR_MQTT_PASSWORD_FILE": str(password_file),
+            "FARMWATCH_COLLECTOR_INFLUX_URL": influx.url,
+            "FARMWATCH_COLLECTOR_INFLUX_DATABASE": DATABASE,
+            "FARMWATCH_COLLECTOR_FARM_DIR": str(farms),
+        }
+    )
+    with (log_dir / "collector.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "collector.cli"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def _start_farm(
+    config: FarmConfig,
+    broker: MosquittoServer,
+    password_file: Path,
+    farms: Path,
+    data: Path,
+    log_dir: Path,
+) -> tuple[DemoFarm, subprocess.Popen[bytes]]:
+    """The farm's emulators (buses serving, microcontroller and scenario not yet started) and
+    its edge agent process."""
+    agent_cfg = config.agents[0]
+    link = PtyLink(data / "dev" / f"{config.farm.id}-mcu")
+    mcu_settings = agent_cfg.microcontroller
+    mcu = McuEmulator(
+        link,
+        interval_s=mcu_settings.sample_interval_s,
+        buffer_size=mcu_settings.buffer_readings,
+    )
+    emulator = FarmEmulator(
+        mcu,
+        [s for s in config.sensors_of(agent_cfg.id) if s.source is None],
+        speedup=SPEEDUP,
+        start_s=START_S,
+    )
+    buses = FarmBuses(config, agent_cfg.id, emulator.scenario, emulator.sim_time)
+    farm = DemoFarm(config, link, emulator, buses)
+    farm_file = _with_bus_ports(config, agent_cfg.id, buses.ports, farms, data / "farms")
+    env = _python_env(
+        {
+            "FARMWATCH_EDGE_FARM_FILE": str(farm_file),
+            "FARMWATCH_EDGE_SERIAL_PORT": link.path,
+            "FARMWATCH_EDGE_OUTBOX_PATH": str(data / config.farm.id / "outbox.sqlite3"),
+            "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
+            "FARMWATCH_EDGE_MQTT_PORT": str(broker.port),
+            "FARMWATCH_EDGE_MQTT_USERNAME": config.farm.id,
+            "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(password_file),
+            "FARMWATCH_EDGE_BATCH_MAX_AGE_S": "2",
+            "FARMWATCH_EDGE_STATUS_INTERVAL_S": "10",
+        }
+    )
+    buses.start()
+    with (log_dir / f"edge-{config.farm.id}.log").open("ab") as log:
+        farm.agent = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return farm, farm.agent
+
+
+def _show_until_stopped(
+    stop: threading.Event,
+    influx_url: str,
+    farms: list[DemoFarm],
+    processes: list[subprocess.Popen[bytes]],
+    log_dir: Path,
+    duration: float | None,
+    clear: bool,
+) -> None:
+    """The live view every 2 s until ``stop``, a process exits or ``duration`` has passed."""
+    started = time.monotonic()
+    while not stop.wait(2.0):
+        try:
+            view = render(influx_url, farms, started)
+        except OSError as exc:
+            view = f"InfluxDB no responde / not answering: {exc}"
+        if clear:
+            print("\033[2J\033[H", end="")
+        print(view, flush=True)
+        for process in processes:
+            if process.poll() is not None:
+                print(
+                    f"un proceso terminó / a process exited: {process.args!r} → "
+                    f"{process.returncode} (logs: {log_dir})",
+                    flush=True,
+                )
+                stop.set()
+        if duration is not None and time.monotonic() - started >= duration:
+            stop.set()
+
+
+def _stop_all(
+    farms: list[DemoFarm],
+    processes: list[subprocess.Popen[bytes]],
+    broker: MosquittoServer,
+    influx: InfluxServer,
+) -> None:
+    for farm in farms:
+        farm.emulator.stop()
+        farm.emulator.mcu.stop()
+        farm.buses.stop()
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    for farm in farms:
+        farm.link.close()
+    broker.stop()
+    influx.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo until Ctrl-C (or ``--duration`` seconds)."""
     parser = argparse.ArgumentParser(prog="farmwatch-demo", description=__doc__)
@@ -201,110 +327,24 @@ def main(argv: list[str] | None = None) -> int:
         print("Iniciando / starting Mosquitto e InfluxDB…", flush=True)
         broker.start()
         influx.start()
-        collector_env = _python_env(
-            {
-                "FARMWATCH_COLLECTOR_MQTT_HOST": "127.0.0.1",
-                "FARMWATCH_COLLECTOR_MQTT_PORT": str(broker.port),
-                "FARMWATCH_COLLECTOR_MQTT_USERNAME": COLLECTOR_USER,
-                "FARMWATCH_COLLECTOR_MQTT_PASSWORD_FILE": str(password_files[COLLECTOR_USER]),
-                "FARMWATCH_COLLECTOR_INFLUX_URL": influx.url,
-                "FARMWATCH_COLLECTOR_INFLUX_DATABASE": DATABASE,
-                "FARMWATCH_COLLECTOR_FARM_DIR": str(args.farms),
-            }
+        processes.append(
+            _start_collector(broker, influx, password_files[COLLECTOR_USER], args.farms, log_dir)
         )
-        with (log_dir / "collector.log").open("ab") as log:
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "collector.cli"],
-                    env=collector_env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
         for config in farm_configs:
-            agent_cfg = config.agents[0]
-            link = PtyLink(data / "dev" / f"{config.farm.id}-mcu")
-            mcu_settings = agent_cfg.microcontroller
-            mcu = McuEmulator(
-                link,
-                interval_s=mcu_settings.sample_interval_s,
-                buffer_size=mcu_settings.buffer_readings,
+            farm, agent = _start_farm(
+                config, broker, password_files[config.farm.id], args.farms, data, log_dir
             )
-            emulator = FarmEmulator(
-                mcu,
-                [s for s in config.sensors_of(agent_cfg.id) if s.source is None],
-                speedup=SPEEDUP,
-                start_s=START_S,
-            )
-            buses = FarmBuses(config, agent_cfg.id, emulator.scenario, emulator.sim_time)
-            farm = DemoFarm(config, link, emulator, buses)
-            farm_file = _with_bus_ports(
-                config, agent_cfg.id, buses.ports, args.farms, data / "farms"
-            )
-            env = _python_env(
-                {
-                    "FARMWATCH_EDGE_FARM_FILE": str(farm_file),
-                    "FARMWATCH_EDGE_SERIAL_PORT": link.path,
-                    "FARMWATCH_EDGE_OUTBOX_PATH": str(data / config.farm.id / "outbox.sqlite3"),
-                    "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
-                    "FARMWATCH_EDGE_MQTT_PORT": str(broker.port),
-                    "FARMWATCH_EDGE_MQTT_USERNAME": config.farm.id,
-                    "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(password_files[config.farm.id]),
-                    "FARMWATCH_EDGE_BATCH_MAX_AGE_S": "2",
-                    "FARMWATCH_EDGE_STATUS_INTERVAL_S": "10",
-                }
-            )
-            buses.start()
-            with (log_dir / f"edge-{config.farm.id}.log").open("ab") as log:
-                farm.agent = subprocess.Popen(
-                    [sys.executable, "-m", "edge.cli"],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            processes.append(farm.agent)
-            mcu.start()
-            emulator.start()
+            processes.append(agent)
+            farm.emulator.mcu.start()
+            farm.emulator.start()
             farms.append(farm)
-
-        started = time.monotonic()
-        while not stop.wait(2.0):
-            try:
-                view = render(influx.url, farms, started)
-            except OSError as exc:
-                view = f"InfluxDB no responde / not answering: {exc}"
-            if not args.no_clear:
-                print("\033[2J\033[H", end="")
-            print(view, flush=True)
-            for process in processes:
-                if process.poll() is not None:
-                    print(
-                        f"un proceso terminó / a process exited: {process.args!r} → "
-                        f"{process.returncode} (logs: {log_dir})",
-                        flush=True,
-                    )
-                    stop.set()
-            if args.duration is not None and time.monotonic() - started >= args.duration:
-                stop.set()
+        _show_until_stopped(
+            stop, influx.url, farms, processes, log_dir, args.duration, clear=not args.no_clear
+        )
         return 0
     finally:
         print("\nDeteniendo / stopping…", flush=True)
-        for farm in farms:
-            farm.emulator.stop()
-            farm.emulator.mcu.stop()
-            farm.buses.stop()
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for farm in farms:
-            farm.link.close()
-        broker.stop()
-        influx.stop()
+        _stop_all(farms, processes, broker, influx)
         print(f"Listo / done. Datos / data: {data}", flush=True)
 
 

@@ -180,6 +180,7 @@ class InfluxServer(_Process):
 
     @property
     def url(self) -> str:
+        """Base URL of its HTTP API."""
         return f"http://127.0.0.1:{self.port}"
 
     def _command(self) -> list[str]:
@@ -233,6 +234,7 @@ class VictoriaMetricsServer(_Process):
 
     @property
     def url(self) -> str:
+        """Base URL of its HTTP API."""
         return f"http://127.0.0.1:{self.port}"
 
     def _command(self) -> list[str]:

@@ -9,14 +9,58 @@ from __future__ import annotations
 import enum
 import math
 import zlib
+from collections.abc import Iterable
 from typing import Annotated, Final, Literal
 
 import msgspec
+
+__all__ = [
+    "COMMITTED_SUBSCRIPTION",
+    "DEAD_LETTER_TOPIC",
+    "EARLIEST_TS_MS",
+    "IDENT_PATTERN",
+    "MAX_COMMITTED_RANGES",
+    "MAX_FUTURE_MS",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_READINGS_PER_BATCH",
+    "READINGS_SUBSCRIPTION",
+    "STATUS_SUBSCRIPTION",
+    "TOPIC_ROOT",
+    "UNITS",
+    "VALUE_LIMITS",
+    "VERSION",
+    "ZLIB_FIRST_BYTE",
+    "AgentStatus",
+    "Committed",
+    "ContractError",
+    "DeadLetter",
+    "Ident",
+    "Message",
+    "Reading",
+    "ReadingBatch",
+    "ReadingFlag",
+    "SensorKind",
+    "SeqRange",
+    "committed_topic",
+    "decode_batch",
+    "decode_committed",
+    "decode_message",
+    "decode_status",
+    "encode_batch",
+    "encode_committed",
+    "encode_status",
+    "parse_topic",
+    "reading_problem",
+    "readings_topic",
+    "seq_ranges",
+    "status_topic",
+]
 
 VERSION: Final = 1
 TOPIC_ROOT: Final = "farmwatch/v1"
 READINGS_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/readings"
 STATUS_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/status"
+COMMITTED_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/+/committed"
 DEAD_LETTER_TOPIC: Final = "farmwatch/deadletter/v1"
 
 IDENT_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,31}$"
@@ -103,6 +147,23 @@ class AgentStatus(msgspec.Struct, frozen=True, omit_defaults=True):
     clock_synced: bool = True
 
 
+SeqRange = tuple[Annotated[int, msgspec.Meta(ge=0)], Annotated[int, msgspec.Meta(ge=0)]]
+"""An inclusive range of reading sequence numbers ``(first, last)``."""
+MAX_COMMITTED_RANGES: Final = 10_000
+
+
+class Committed(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The collector's word that readings of one agent are stored (in the database, or durably
+    quarantined): published on ``committed_topic(farm, agent)`` after the write, QoS 1. Only then
+    does the agent delete them from its outbox; a reading never covered is sent again."""
+
+    v: Literal[1]
+    farm: Ident
+    agent: Ident
+    seqs: Annotated[list[SeqRange], msgspec.Meta(min_length=1, max_length=MAX_COMMITTED_RANGES)]
+    """Inclusive ``[first, last]`` ranges of the sequence numbers stored."""
+
+
 class DeadLetter(msgspec.Struct, frozen=True):
     """What the collector publishes on ``DEAD_LETTER_TOPIC`` for input it refused."""
 
@@ -132,6 +193,22 @@ def status_topic(farm: str, agent: str) -> str:
     return f"{TOPIC_ROOT}/{farm}/{agent}/status"
 
 
+def committed_topic(farm: str, agent: str) -> str:
+    """Topic the collector confirms an agent's stored readings on (``Committed``)."""
+    return f"{TOPIC_ROOT}/{farm}/{agent}/committed"
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[SeqRange]:
+    """Sorted, merged inclusive ranges covering ``seqs`` (e.g. 1, 2, 3, 7 → [(1, 3), (7, 7)])."""
+    ranges: list[SeqRange] = []
+    for seq in sorted(set(seqs)):
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
+
+
 def parse_topic(topic: str) -> tuple[str, str, str]:
     """Split ``farmwatch/v1/<farm>/<agent>/<leaf>`` into (farm, agent, leaf)."""
     parts = topic.split("/")
@@ -143,12 +220,31 @@ def parse_topic(topic: str) -> tuple[str, str, str]:
 _batch_encoder = msgspec.json.Encoder()
 _batch_decoder = msgspec.json.Decoder(ReadingBatch)
 _status_decoder = msgspec.json.Decoder(AgentStatus)
+_committed_decoder = msgspec.json.Decoder(Committed)
 
 
 def encode_batch(batch: ReadingBatch, *, compress: bool = False) -> bytes:
     """Serialise a batch as JSON, zlib-compressed when ``compress`` is set."""
     body = _batch_encoder.encode(batch)
     return zlib.compress(body, 9) if compress else body
+
+
+def encode_committed(committed: Committed) -> bytes:
+    """Serialise a commit confirmation."""
+    return _batch_encoder.encode(committed)
+
+
+def decode_committed(payload: bytes) -> Committed:
+    """Decode and validate a commit confirmation; raise ContractError when invalid."""
+    try:
+        committed = _committed_decoder.decode(_inflate(payload))
+    except msgspec.ValidationError as exc:
+        raise ContractError("schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ContractError("malformed", str(exc)) from None
+    if any(first > last for first, last in committed.seqs):
+        raise ContractError("schema", "a seq range ends before it starts")
+    return committed
 
 
 def encode_status(status: AgentStatus) -> bytes:
@@ -190,6 +286,33 @@ def decode_status(payload: bytes) -> AgentStatus:
         raise ContractError("schema", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ContractError("malformed", str(exc)) from None
+
+
+Message = ReadingBatch | AgentStatus | Committed
+"""What a message on a ``farmwatch/v1`` topic carries."""
+
+
+def decode_message(topic: str, payload: bytes) -> Message | None:
+    """Decode a message from its topic and payload, checking that the payload names the farm
+    and agent of its topic. None is an empty status payload (a retained status being cleared:
+    nothing to do). Raise ContractError (``bad_topic``, ``topic_mismatch``, or a payload cause)."""
+    farm, agent, leaf = parse_topic(topic)
+    message: Message
+    if leaf == "readings":
+        message = decode_batch(payload)
+    elif leaf == "status":
+        if not payload:
+            return None
+        message = decode_status(payload)
+    elif leaf == "committed":
+        message = decode_committed(payload)
+    else:
+        raise ContractError("bad_topic", topic[:200])
+    if message.farm != farm or message.agent != agent:
+        raise ContractError(
+            "topic_mismatch", f"topic {farm}/{agent}, payload {message.farm}/{message.agent}"
+        )
+    return message
 
 
 EARLIEST_TS_MS: Final = 1_577_836_800_000

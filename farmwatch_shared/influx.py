@@ -30,7 +30,8 @@ class PermanentWriteError(Exception):
 class PointWriter(Protocol):
     """Writes a batch of line-protocol lines (millisecond timestamps)."""
 
-    def write(self, lines: Sequence[str]) -> None: ...
+    def write(self, lines: Sequence[str]) -> None:
+        """Write all ``lines`` or raise RetryableWriteError / PermanentWriteError."""
 
 
 def raise_for_status(status: int, body: str) -> None:

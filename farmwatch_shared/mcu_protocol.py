@@ -1,6 +1,6 @@
-"""The farm microcontroller's serial line protocol (FWL/1), as pure functions.
+r"""The farm microcontroller's serial line protocol (FWL/1), as pure functions.
 
-Documented in ``firmware_configs/PROTOCOL.md``. Every line is ASCII, ``$<body>*<CRC>\\r\\n``:
+Documented in ``firmware_configs/PROTOCOL.md``. Every line is ASCII, ``$<body>*<CRC>\r\n``:
 
     microcontroller → agent
     $R,<boot>,<seq>,<channel>,<raw>,<age_ms>     one reading, kept until acknowledged

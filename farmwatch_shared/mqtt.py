@@ -1,14 +1,19 @@
-"""One MQTT v5 session: a paho client plus a network thread that reconnects with backoff+jitter."""
+"""MQTT v5 for every farmwatch service: a session (a paho client plus a network thread that
+reconnects with backoff and jitter) and, on top of it, the one consumer the collector and the
+alerting service use (subscribe on every connect, deliveries, acknowledge when the caller says).
+
+Nobody outside this module touches paho's client.
+"""
 
 from __future__ import annotations
 
 import logging
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -18,9 +23,33 @@ from pydantic import SecretStr
 
 from farmwatch_shared.backoff import Backoff
 
+__all__ = [
+    "Consumer",
+    "Delivery",
+    "DeliveryHandler",
+    "MqttConsumer",
+    "MqttEndpoint",
+    "MqttSession",
+    "PublishHandler",
+    "PublishInfo",
+    "Will",
+]
+
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[paho.MQTTMessage], None]
+
+@dataclass(frozen=True)
+class Delivery:
+    """One MQTT message as received; a consumer acknowledges it with ``ack`` once handled."""
+
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+
+
+DeliveryHandler = Callable[[Delivery], None]
+"""Called from the network thread with each message received: keep it short (enqueue)."""
 PublishHandler = Callable[[int, bool], None]
 """Called from the network thread with (mid, accepted) when the broker acknowledged a publish."""
 
@@ -48,6 +77,20 @@ class Will:
     retain: bool = True
 
 
+class PublishInfo(Protocol):
+    """What ``publish`` returns: ``rc`` is paho's result code (``MQTT_ERR_SUCCESS``, ...)."""
+
+    @property
+    def rc(self) -> int:
+        """Whether paho queued the message."""
+        ...
+
+    @property
+    def mid(self) -> int:
+        """The message id the broker's acknowledgement will carry."""
+        ...
+
+
 def _network_thread_writes(client: paho.Client, userdata: Any, sock: Any) -> None:
     """Nothing to do: ``MqttSession``'s network thread sees the queued packet and sends it."""
 
@@ -56,7 +99,8 @@ class MqttSession:
     """Owns a paho client and its network thread.
 
     The thread connects, runs paho's loop, and on any loss of connection waits a jittered,
-    growing delay before reconnecting. Callbacks run on that thread: keep them short.
+    growing delay before reconnecting. Callbacks run on that thread: keep them short. A caller
+    that drives the session from its own thread instead calls ``connect_once`` and ``loop_once``.
     """
 
     def __init__(
@@ -68,9 +112,10 @@ class MqttSession:
         receive_maximum: int | None = None,
         manual_ack: bool = False,
         max_inflight: int = 20,
+        max_queued: int | None = None,
         will: Will | None = None,
         on_connected: Callable[[MqttSession], None] | None = None,
-        on_message: MessageHandler | None = None,
+        on_message: DeliveryHandler | None = None,
         on_published: PublishHandler | None = None,
         backoff: Backoff | None = None,
     ) -> None:
@@ -96,7 +141,7 @@ class MqttSession:
             manual_ack=manual_ack,
         )
         client.max_inflight_messages_set(max_inflight)
-        client.max_queued_messages_set(max_inflight)
+        client.max_queued_messages_set(max_inflight if max_queued is None else max_queued)
         if endpoint.username is not None:
             secret = endpoint.password.get_secret_value() if endpoint.password else None
             client.username_pw_set(endpoint.username, secret)
@@ -114,7 +159,7 @@ class MqttSession:
         # two threads could interleave a partial write. Registering this (no-op) hook makes
         # paho only queue the packet and wake our network thread, which does all the writing.
         client.on_socket_register_write = _network_thread_writes
-        self.client = client
+        self._client = client
 
     @property
     def connected(self) -> bool:
@@ -137,11 +182,35 @@ class MqttSession:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        else:
+            self._disconnect()
         self._connected.clear()
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> Any:
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+    ) -> paho.MQTTMessageInfo:
         """Hand a message to paho; the caller must check ``.rc`` of the returned info."""
-        return self.client.publish(topic, payload, qos=qos, retain=retain)
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def subscribe(self, topic_filters: Sequence[str]) -> None:
+        """Subscribe to ``topic_filters`` at QoS 1; ``subscribed`` is set when granted."""
+        result, _ = self._client.subscribe([(topic, 1) for topic in topic_filters])
+        if result != paho.MQTT_ERR_SUCCESS:
+            log.error("La suscripción falló / subscribe failed: rc=%s", result)
+
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge a delivery (a session created with ``manual_ack``); QoS 0 needs none."""
+        if delivery.qos > 0:
+            self._client.ack(delivery.mid, delivery.qos)
+
+    def connect_once(self) -> bool:
+        """One connection attempt from the calling thread (instead of ``start``)."""
+        return self._try_connect()
+
+    def loop_once(self, timeout_s: float) -> bool:
+        """One round of network traffic from the calling thread; False when the connection is
+        lost."""
+        return self._client.loop(timeout=timeout_s) == paho.MQTT_ERR_SUCCESS
 
     def _connect_properties(self) -> Properties:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -151,18 +220,20 @@ class MqttSession:
         return props
 
     def _run(self) -> None:
-        client = self.client
         while not self._stopping.is_set():
             if not self._try_connect():
                 self._stopping.wait(self._backoff.next_delay())
                 continue
             while not self._stopping.is_set():
-                rc = client.loop(timeout=0.1)
-                if rc != paho.MQTT_ERR_SUCCESS:
+                if not self.loop_once(0.1):
                     break
             self._connected.clear()
             if not self._stopping.is_set():
                 self._stopping.wait(self._backoff.next_delay())
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        client = self._client
         if client.is_connected():
             client.disconnect()
             for _ in range(20):
@@ -172,9 +243,9 @@ class MqttSession:
     def _try_connect(self) -> bool:
         try:
             if self._ever_connected:
-                self.client.reconnect()
+                self._client.reconnect()
             else:
-                self.client.connect(
+                self._client.connect(
                     self.endpoint.host,
                     self.endpoint.port,
                     keepalive=self.endpoint.keepalive_s,
@@ -222,7 +293,9 @@ class MqttSession:
         self, client: paho.Client, userdata: Any, message: paho.MQTTMessage
     ) -> None:
         if self._on_message is not None:
-            self._on_message(message)
+            self._on_message(
+                Delivery(message.mid, message.qos, message.topic, bytes(message.payload))
+            )
 
     def _handle_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
@@ -241,3 +314,110 @@ class MqttSession:
     ) -> None:
         if self._on_published is not None:
             self._on_published(mid, not reason.is_failure)
+
+
+class Consumer(Protocol):
+    """What a service that consumes MQTT messages needs from its client."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker accepted the connection and it is still up."""
+        ...
+
+    @property
+    def subscribed(self) -> threading.Event:
+        """Set when the broker granted the subscriptions on the current connection."""
+        ...
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Block until connected or the timeout passes; return whether connected."""
+        ...
+
+    def start(self, on_delivery: DeliveryHandler) -> None:
+        """Connect in the background and hand every message received to ``on_delivery``."""
+        ...
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Disconnect cleanly; what was not acknowledged is redelivered to the next session."""
+        ...
+
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge ``delivery``: the broker forgets it."""
+        ...
+
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+    ) -> PublishInfo:
+        """Hand a message to the client; the caller checks ``.rc`` of the returned info."""
+        ...
+
+
+class MqttConsumer:
+    """The farmwatch consumer: a persistent session (``clean_start`` off) that subscribes to its
+    topic filters at QoS 1 on every connect and acknowledges a message only when told to
+    (``ack``), so what was not handled is redelivered. ``receive_maximum`` bounds the messages
+    the broker sends before they are acknowledged."""
+
+    def __init__(
+        self,
+        endpoint: MqttEndpoint,
+        *,
+        topic_filters: Sequence[str],
+        session_expiry_s: int,
+        receive_maximum: int,
+        max_inflight: int,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._topic_filters = list(topic_filters)
+        self._on_delivery: DeliveryHandler | None = None
+        self._session = MqttSession(
+            endpoint,
+            clean_start=False,
+            session_expiry_s=session_expiry_s,
+            receive_maximum=receive_maximum,
+            manual_ack=True,
+            max_inflight=max_inflight,
+            on_connected=self._subscribe,
+            on_message=self._deliver,
+            backoff=backoff,
+        )
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker accepted the connection and it is still up."""
+        return self._session.connected
+
+    @property
+    def subscribed(self) -> threading.Event:
+        """Set when the broker granted the subscriptions on the current connection."""
+        return self._session.subscribed
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Block until connected or the timeout passes; return whether connected."""
+        return self._session.wait_connected(timeout_s)
+
+    def start(self, on_delivery: DeliveryHandler) -> None:
+        """Connect in the background and hand every message received to ``on_delivery``."""
+        self._on_delivery = on_delivery
+        self._session.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Disconnect cleanly; what was not acknowledged is redelivered to the next session."""
+        self._session.stop(timeout_s)
+
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge ``delivery``: the broker forgets it."""
+        self._session.ack(delivery)
+
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+    ) -> PublishInfo:
+        """Hand a message to paho; the caller checks ``.rc`` of the returned info."""
+        return self._session.publish(topic, payload, qos=qos, retain=retain)
+
+    def _subscribe(self, session: MqttSession) -> None:
+        session.subscribe(self._topic_filters)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        if self._on_delivery is not None:
+            self._on_delivery(delivery)

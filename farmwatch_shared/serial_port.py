@@ -11,14 +11,18 @@ import serial
 class SerialPort(Protocol):
     """What the agent needs of a pyserial port."""
 
-    def read(self, size: int = 1) -> bytes: ...
+    def read(self, size: int = 1) -> bytes:
+        """Up to ``size`` bytes; fewer (or none) when the read timeout passes."""
 
-    def write(self, data: bytes, /) -> int | None: ...
+    def write(self, data: bytes, /) -> int | None:
+        """Write ``data``; the number of bytes written."""
 
     @property
-    def in_waiting(self) -> int: ...
+    def in_waiting(self) -> int:
+        """Bytes received and not yet read."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the port."""
 
 
 PortFactory = Callable[[], SerialPort]

@@ -15,11 +15,11 @@ from pydantic import ValidationError
 from collector.alerts.channels import SmsChannel
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
-from collector.alerts.service import AlertService, owns_farm
+from collector.alerts.service import AlertService, make_consumer, owns_farm
 from collector.alerts.settings import AlertSettings
 from collector.alerts.store import AlertStore
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
-from farmwatch_shared.clock import SystemClock
+from farmwatch_shared.clock import Clock, SystemClock
 from farmwatch_shared.farm.directory import load_farm_dir
 from farmwatch_shared.farm.model import FarmConfig, FarmConfigError
 from farmwatch_shared.influx import InfluxV1Writer, RetryableWriteError
@@ -53,9 +53,9 @@ def _when(ts_ms: int | None) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def print_history(state_db: Path, farm: str | None, limit: int) -> None:
+def print_history(state_db: Path, farm: str | None, limit: int, clock: Clock) -> None:
     """The last ``limit`` alert transitions and SMS (UTC), from the state database."""
-    store = AlertStore(state_db)
+    store = AlertStore(state_db, clock)
     try:
         print("# alertas / alert events (UTC)")
         for e in store.events(farm)[-limit:]:
@@ -101,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         farms = load_farms(settings)
     except (ValidationError, OSError, FarmConfigError) as exc:
         return config_error(exc)
+    clock = SystemClock()
     if args.history is not None:
-        print_history(settings.state_db, args.history or None, args.limit)
+        print_history(settings.state_db, args.history or None, args.limit, clock)
         return 0
     if args.check_config:
         channels = [
@@ -131,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     if settings.modem_port is not None:
         modem = GsmModem(
             pyserial_factory(settings.modem_port, settings.modem_baudrate, 0.05),
+            clock,
             command_timeout_s=settings.modem_command_timeout_s,
             send_timeout_s=settings.modem_send_timeout_s,
             new_message_indication=settings.modem_cnmi,
@@ -161,13 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     service = AlertService(
         farms=farms,
         state_db=settings.state_db,
-        endpoint=settings.mqtt_endpoint(settings.client_id),
+        consumer=make_consumer(
+            settings.mqtt_endpoint(settings.client_id), settings.session_expiry_s
+        ),
         channels=channels_list,
-        clock=SystemClock(),
+        clock=clock,
         problems=ProblemLog(logging.getLogger("farmwatch.alerts.problems")),
         modem=modem,
         history_writer=writer,
-        session_expiry_s=settings.session_expiry_s,
         holder=f"{socket.gethostname()}:{os.getpid()}",
         lease_ttl_s=settings.lease_ttl_s,
         retry_initial_s=settings.retry_initial_s,

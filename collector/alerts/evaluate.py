@@ -54,39 +54,63 @@ def observe(
 ) -> Observation:
     """The current observation for ``rule`` (``started_ms``: when watching began)."""
     if isinstance(rule, LevelBelow | SoilMoistureBelow):
-        latest = store.latest(farm, rule.sensor)
-        if latest is None or now_ms - latest[0] > STALE_AFTER_MS:
-            return Observation(None, False)
-        margin = 5.0 if isinstance(rule, LevelBelow) else 2.0
-        recover = rule.recover_above_pct
-        if recover is None:
-            recover = min(rule.threshold_pct + margin, 100.0)
-        value = latest[1]
-        return Observation(value < rule.threshold_pct, value >= recover, value)
+        return _below(store, farm, rule, now_ms)
     if isinstance(rule, DaysLeftBelow):
-        result = water_forecast(store, farm, rule.sensor, now_ms, rule)
-        if result is None:
-            return Observation(None, False)
-        if result.days_left is None:  # not falling
-            return Observation(False, True, None)
-        recover = rule.recover_above_days or rule.days * 1.25
-        days = result.days_left
-        return Observation(days < rule.days, days >= recover, days)
+        return _days_left(store, farm, rule, now_ms)
     if isinstance(rule, LevelFallingFaster):
-        window = lookback_ms(rule)
-        points = [(ts, pct) for ts, pct, _ in store.samples(farm, rule.sensor, now_ms - window)]
-        if len(points) < 3 or points[-1][0] - points[0][0] < window // 2:
-            return Observation(None, False)
-        rate = -slope_per_ms(points) * HOUR_MS
-        return Observation(rate > rule.rate_pct_per_h, rate <= rule.rate_pct_per_h / 2, rate)
+        return _falling(store, farm, rule, now_ms)
     if isinstance(rule, RainDeficit):
-        since = now_ms - rule.days * DAY_MS
-        first = store.first_sample_ms(farm, rule.sensor)
-        if first is None or first > since + HOUR_MS:
-            return Observation(None, False)  # not watched long enough to judge
-        total = sum(value for _, value, _ in store.samples(farm, rule.sensor, since))
-        return Observation(total < rule.min_mm, total >= rule.min_mm, total)
+        return _rain_deficit(store, farm, rule, now_ms)
     assert isinstance(rule, Silent)
+    return _silent(store, farm, rule, now_ms, started_ms)
+
+
+def _below(
+    store: AlertStore, farm: str, rule: LevelBelow | SoilMoistureBelow, now_ms: int
+) -> Observation:
+    latest = store.latest(farm, rule.sensor)
+    if latest is None or now_ms - latest[0] > STALE_AFTER_MS:
+        return Observation(None, False)
+    margin = 5.0 if isinstance(rule, LevelBelow) else 2.0
+    recover = rule.recover_above_pct
+    if recover is None:
+        recover = min(rule.threshold_pct + margin, 100.0)
+    value = latest[1]
+    return Observation(value < rule.threshold_pct, value >= recover, value)
+
+
+def _days_left(store: AlertStore, farm: str, rule: DaysLeftBelow, now_ms: int) -> Observation:
+    result = water_forecast(store, farm, rule.sensor, now_ms, rule)
+    if result is None:
+        return Observation(None, False)
+    if result.days_left is None:  # not falling
+        return Observation(False, True, None)
+    recover = rule.recover_above_days or rule.days * 1.25
+    days = result.days_left
+    return Observation(days < rule.days, days >= recover, days)
+
+
+def _falling(store: AlertStore, farm: str, rule: LevelFallingFaster, now_ms: int) -> Observation:
+    window = lookback_ms(rule)
+    points = [(ts, pct) for ts, pct, _ in store.samples(farm, rule.sensor, now_ms - window)]
+    if len(points) < 3 or points[-1][0] - points[0][0] < window // 2:
+        return Observation(None, False)
+    rate = -slope_per_ms(points) * HOUR_MS
+    return Observation(rate > rule.rate_pct_per_h, rate <= rule.rate_pct_per_h / 2, rate)
+
+
+def _rain_deficit(store: AlertStore, farm: str, rule: RainDeficit, now_ms: int) -> Observation:
+    since = now_ms - rule.days * DAY_MS
+    first = store.first_sample_ms(farm, rule.sensor)
+    if first is None or first > since + HOUR_MS:
+        return Observation(None, False)  # not watched long enough to judge
+    total = sum(value for _, value, _ in store.samples(farm, rule.sensor, since))
+    return Observation(total < rule.min_mm, total >= rule.min_mm, total)
+
+
+def _silent(
+    store: AlertStore, farm: str, rule: Silent, now_ms: int, started_ms: int
+) -> Observation:
     if rule.sensor is not None:
         latest = store.latest(farm, rule.sensor)
         last = latest[0] if latest is not None else None

@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import serial
 
 from collector.alerts.channels import ChannelError
+from farmwatch_shared.clock import Clock
 from farmwatch_shared.serial_port import PortFactory, SerialPort
 from farmwatch_shared.sms_pdu import DeliverPdu, PduError, decode_deliver, encode_submit
 
@@ -59,18 +59,18 @@ class GsmModem:
     def __init__(
         self,
         open_port: PortFactory,
+        clock: Clock,
         *,
         command_timeout_s: float = 5.0,
         send_timeout_s: float = 30.0,
         new_message_indication: str = "2,1,0,0,0",
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._open_port = open_port
         self._command_timeout_s = command_timeout_s
         self._send_timeout_s = send_timeout_s
         self._cnmi = new_message_indication
         """``AT+CNMI``: ``2,1,…`` stores and announces (``+CMTI``); ``2,2,…`` routes (``+CMT``)."""
-        self._monotonic = monotonic
+        self._clock = clock
         self._port: SerialPort | None = None
         self._buffer = b""
         self._ready = False
@@ -169,7 +169,7 @@ class GsmModem:
             raise
 
     def _wait_prompt(self) -> None:
-        deadline = self._monotonic() + self._command_timeout_s
+        deadline = self._clock.monotonic() + self._command_timeout_s
         while True:
             if b">" in self._buffer:
                 self._buffer = self._buffer[self._buffer.index(b">") + 1 :]
@@ -177,7 +177,7 @@ class GsmModem:
             for line in self._take_lines():
                 if not self._unsolicited(line):
                     self._check_final(line, [])
-            if self._monotonic() >= deadline:
+            if self._clock.monotonic() >= deadline:
                 self._write(b"\x1b")  # cancel the half-started submission
                 raise ChannelError("timeout", "no '>' prompt")
             self._read_some()
@@ -281,7 +281,7 @@ class GsmModem:
             raise
 
     def _collect(self, timeout_s: float, expect: str, echo: str = "") -> list[str]:
-        deadline = self._monotonic() + timeout_s
+        deadline = self._clock.monotonic() + timeout_s
         info: list[str] = []
         while True:
             for line in self._take_lines():
@@ -292,7 +292,7 @@ class GsmModem:
                 if self._check_final(line, info):
                     return [x for x in info if not expect or x.startswith(expect)]
                 info.append(line)
-            if self._monotonic() >= deadline:
+            if self._clock.monotonic() >= deadline:
                 raise ChannelError("timeout", f"no answer within {timeout_s:.1f}s")
             self._read_some()
 

@@ -1,4 +1,4 @@
-"""The alerting service: its own MQTT session (own client id, QoS 1, persistent, acknowledging
+"""The alerting service: its own MQTT consumer (own client id, QoS 1, persistent, acknowledging
 each message only after its readings are committed), the rule engine, and the SMS delivery loop.
 
 Exactly one process sends for a set of farms: farms are split among instances by
@@ -17,8 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import paho.mqtt.client as paho
-
 from collector.alerts.channels import ChannelError, SmsChannel
 from collector.alerts.commands import CommandHandler
 from collector.alerts.dispatch import Dispatcher
@@ -30,14 +28,15 @@ from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import (
     READINGS_SUBSCRIPTION,
     STATUS_SUBSCRIPTION,
+    AgentStatus,
     ContractError,
-    decode_batch,
-    decode_status,
+    ReadingBatch,
+    decode_message,
     parse_topic,
 )
 from farmwatch_shared.farm.model import FarmConfig
 from farmwatch_shared.influx import PointWriter
-from farmwatch_shared.mqtt import MqttEndpoint, MqttSession
+from farmwatch_shared.mqtt import Consumer, Delivery, MqttConsumer, MqttEndpoint
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -49,12 +48,15 @@ def owns_farm(farm_id: str, index: int, count: int) -> bool:
     return zlib.crc32(farm_id.encode()) % count == index
 
 
-@dataclass(frozen=True)
-class _Message:
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
+def make_consumer(endpoint: MqttEndpoint, session_expiry_s: int = 7 * 24 * 3600) -> MqttConsumer:
+    """The alerting service's persistent MQTT session on every farm's readings and statuses."""
+    return MqttConsumer(
+        endpoint,
+        topic_filters=[READINGS_SUBSCRIPTION, STATUS_SUBSCRIPTION],
+        session_expiry_s=session_expiry_s,
+        receive_maximum=200,
+        max_inflight=50,
+    )
 
 
 @dataclass
@@ -76,13 +78,12 @@ class AlertService:
         *,
         farms: Mapping[str, FarmConfig],
         state_db: Path,
-        endpoint: MqttEndpoint,
+        consumer: Consumer,
         channels: Sequence[SmsChannel],
         clock: Clock,
         problems: ProblemLog,
         modem: GsmModem | None = None,
         history_writer: PointWriter | None = None,
-        session_expiry_s: int = 7 * 24 * 3600,
         holder: str = "alerts",
         lease_ttl_s: float = 30.0,
         retry_initial_s: float = 30.0,
@@ -100,46 +101,24 @@ class AlertService:
         self._lease_ttl_ms = int(lease_ttl_s * 1000)
         self._retry = (retry_initial_s, retry_max_s)
         self.timing = timing or ServiceTiming()
-        self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self._wake = threading.Event()
         self.leader = threading.Event()
         """Set while this process holds the sender lease and is subscribed."""
         self.messages_processed = 0
-        self.session = MqttSession(
-            endpoint,
-            clean_start=False,
-            session_expiry_s=session_expiry_s,
-            manual_ack=True,
-            max_inflight=50,
-            receive_maximum=200,
-            on_connected=self._subscribe,
-            on_message=self._on_message,
-        )
-
-    # -- MQTT -------------------------------------------------------------------------------
+        self.consumer = consumer
 
     @property
     def subscribed(self) -> threading.Event:
         """Set once the broker accepted the subscriptions (on the current connection)."""
-        return self.session.subscribed
-
-    def _subscribe(self, session: MqttSession) -> None:
-        result, _ = session.client.subscribe([(READINGS_SUBSCRIPTION, 1), (STATUS_SUBSCRIPTION, 1)])
-        if result != paho.MQTT_ERR_SUCCESS:
-            log.error("subscribe failed: rc=%s", result)
-
-    def _on_message(self, message: paho.MQTTMessage) -> None:
-        self._inbox.put(_Message(message.mid, message.qos, message.topic, bytes(message.payload)))
-
-    def _ack(self, message: _Message) -> None:
-        if message.qos > 0:
-            self.session.client.ack(message.mid, message.qos)
+        return self.consumer.subscribed
 
     # -- threads ----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set: wait for the lease, then evaluate and deliver."""
-        AlertStore(self._state_db).close()  # create the database before two threads open it
+        # create the database before two threads open it
+        AlertStore(self._state_db, self._clock).close()
         delivery = threading.Thread(
             target=self._delivery_loop, args=(stop,), name="alerts-delivery", daemon=True
         )
@@ -150,12 +129,12 @@ class AlertService:
             stop.set()
             delivery.join(30.0)
             # only now, with the modem closed, may a standby take over
-            store = AlertStore(self._state_db)
+            store = AlertStore(self._state_db, self._clock)
             store.release_lease(LEASE_NAME, self._holder)
             store.close()
 
     def _engine_loop(self, stop: threading.Event) -> None:
-        store = AlertStore(self._state_db)
+        store = AlertStore(self._state_db, self._clock)
         try:
             while not stop.is_set():
                 if store.try_lease(
@@ -167,17 +146,17 @@ class AlertService:
                 return
             log.info("Este proceso envía las alertas / this process sends the alerts")
             engine = AlertEngine(store, self._farms, self._clock, self._problems)
-            self.session.start()
+            self.consumer.start(self._inbox.put)
             self.leader.set()
             next_tick = 0.0
             while not stop.is_set():
                 try:
-                    message = self._inbox.get(timeout=self.timing.idle_s)
+                    delivery: Delivery | None = self._inbox.get(timeout=self.timing.idle_s)
                 except queue.Empty:
-                    message = None
-                if message is not None:
-                    self._process(engine, message)
-                    self._ack(message)
+                    delivery = None
+                if delivery is not None:
+                    self._process(engine, delivery)
+                    self.consumer.ack(delivery)
                     self.messages_processed += 1
                     self._wake.set()
                 now = self._clock.monotonic()
@@ -192,29 +171,25 @@ class AlertService:
                     self._wake.set()
         finally:
             self.leader.clear()
-            self.session.stop()
+            self.consumer.stop()
             store.close()
 
-    def _process(self, engine: AlertEngine, message: _Message) -> None:
+    def _process(self, engine: AlertEngine, delivery: Delivery) -> None:
         try:
-            farm, agent, leaf = parse_topic(message.topic)
+            farm, _, _ = parse_topic(delivery.topic)
             if farm not in self._farms:
-                return  # another instance's farm, or no farm file here
-            if leaf == "readings":
-                batch = decode_batch(message.payload)
-                if batch.farm != farm or batch.agent != agent:
-                    raise ContractError("topic_mismatch", message.topic)
-                engine.ingest_batch(batch)
-            elif leaf == "status" and message.payload:
-                status = decode_status(message.payload)
-                if status.farm != farm or status.agent != agent:
-                    raise ContractError("topic_mismatch", message.topic)
-                engine.ingest_status(status)
+                return  # another instance's farm, or no farm file here: not worth decoding
+            message = decode_message(delivery.topic, delivery.payload)
         except ContractError as exc:
-            self._problems.report(exc.cause, f"{message.topic}: {exc.detail}")
+            self._problems.report(exc.cause, f"{delivery.topic}: {exc.detail}")
+            return
+        if isinstance(message, ReadingBatch):
+            engine.ingest_batch(message)
+        elif isinstance(message, AgentStatus):
+            engine.ingest_status(message)
 
     def _delivery_loop(self, stop: threading.Event) -> None:
-        store = AlertStore(self._state_db)
+        store = AlertStore(self._state_db, self._clock)
         dispatcher = Dispatcher(
             store,
             self._channels,

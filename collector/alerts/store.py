@@ -9,12 +9,13 @@ opens its own ``AlertStore`` on the same file.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+from farmwatch_shared.clock import Clock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -110,9 +111,10 @@ class Incident:
 
 
 class AlertStore:
-    """One SQLite connection to the alert database."""
+    """One SQLite connection to the alert database; ``clock`` paces the retries while another
+    connection is creating the same file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
         # Switching a new file to WAL needs an exclusive lock that SQLite does not wait for:
@@ -125,7 +127,7 @@ class AlertStore:
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 199:
                     raise
-                time.sleep(0.05)
+                clock.sleep(0.05)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._depth = 0
 

@@ -70,17 +70,21 @@ PacketTrace = Callable[[bool, bytes], bytes]
 class ModbusClient(Protocol):
     """What the driver needs of a pymodbus sync client."""
 
-    def connect(self) -> bool: ...
+    def connect(self) -> bool:
+        """Open the serial port; False if it cannot be opened."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the serial port."""
 
     def read_holding_registers(
         self, address: int, *, count: int = 1, device_id: int = 1
-    ) -> ModbusPDU: ...
+    ) -> ModbusPDU:
+        """Function 3: ``count`` holding registers from ``address`` of unit ``device_id``."""
 
     def read_input_registers(
         self, address: int, *, count: int = 1, device_id: int = 1
-    ) -> ModbusPDU: ...
+    ) -> ModbusPDU:
+        """Function 4: ``count`` input registers from ``address`` of unit ``device_id``."""
 
 
 class ModbusRtuDriver:
@@ -182,8 +186,8 @@ def _check(bus: BusConfig, points_by_address: Mapping[str, Sequence[str]]) -> No
         if not 1 <= unit <= 247:
             raise ValueError(f"bus {bus.id}: Modbus address {unit} outside 1–247")
         name = device.options.get("register_map")
-        if not isinstance(name, str):
-            raise ValueError(f"bus {bus.id} device {unit}: set options.register_map")
+        if not isinstance(name, str):  # a farm-file mistake: the ValueError --check-config reports
+            raise ValueError(f"bus {bus.id} device {unit}: set options.register_map")  # noqa: TRY004
         register_map = find_register_map(name, bus.farm_dir)
         for point in points_by_address.get(str(device.address), ()):
             if point not in register_map.fields:

@@ -31,6 +31,7 @@ class VerticalCylinder(_Frozen):
 
     @property
     def usable_height_mm(self) -> float:
+        """The highest water level (the overflow), 100 %."""
         return self.height_mm
 
     def volume_l(self, level_mm: float) -> float:
@@ -52,6 +53,7 @@ class RectangularTrough(_Frozen):
 
     @property
     def usable_height_mm(self) -> float:
+        """The highest water level (the overflow), 100 %."""
         return self.height_mm
 
     def volume_l(self, level_mm: float) -> float:
@@ -70,6 +72,7 @@ class HorizontalCylinder(_Frozen):
 
     @property
     def usable_height_mm(self) -> float:
+        """The highest water level: the diameter, 100 %."""
         return self.diameter_mm
 
     def volume_l(self, level_mm: float) -> float:
@@ -99,6 +102,7 @@ class StrappingTable(_Frozen):
 
     @property
     def usable_height_mm(self) -> float:
+        """The highest water level: the table's last row, 100 %."""
         return self.points[-1][0]
 
     def volume_l(self, level_mm: float) -> float:
@@ -120,6 +124,7 @@ class UltrasonicTransducer(_Frozen):
     """Distance from the sensor face to the vessel bottom."""
 
     def level_mm(self, raw: float) -> float:
+        """Level above the bottom: mount height minus the measured distance."""
         return self.mount_height_mm - raw
 
 
@@ -135,6 +140,7 @@ class PressureTransducer(_Frozen):
     """Height of the sensor above the vessel bottom."""
 
     def level_mm(self, raw: float) -> float:
+        """Level above the bottom: the water column over the sensor (ρ·g) plus its elevation."""
         return (raw - self.offset_kpa) * 1e6 / (self.density_kg_m3 * 9.80665) + (
             self.sensor_elevation_mm
         )

@@ -15,6 +15,7 @@ from collector.alerts.cli import main
 from collector.alerts.service import owns_farm
 from collector.alerts.settings import AlertSettings
 from collector.alerts.store import AlertStore
+from farmwatch_shared.clock import SystemClock
 
 
 def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values: str) -> None:
@@ -35,7 +36,8 @@ def test_help_runs_as_a_console_script() -> None:
         check=False,
     )
     assert result.returncode == 0
-    assert "FARMWATCH_ALERTS_MODEM_PORT" in result.stdout and "--check-config" in result.stdout
+    assert "FARMWATCH_ALERTS_MODEM_PORT" in result.stdout
+    assert "--check-config" in result.stdout
 
 
 def test_check_config_lists_the_farms_and_channels(
@@ -79,7 +81,7 @@ def test_history_prints_events_and_sms(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _env(monkeypatch, tmp_path, modem_port="/dev/ttyUSB2")
-    store = AlertStore(tmp_path / "alerts.sqlite3")
+    store = AlertStore(tmp_path / "alerts.sqlite3", SystemClock())
     store.add_event(1_795_000_000_000, "oax-istmo", "trough-long-low", 4, "pending", "firing", 21.5)
     store.enqueue_sms("k", "oax-istmo", "+529710000001", "ALERTA 4 ...", "firing", 4, 1)
     store.close()

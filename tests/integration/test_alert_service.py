@@ -16,6 +16,7 @@ from support.waiting import wait_for
 from collector.alerts.store import AlertStore
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.scenario import raw_for
+from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
     Reading,
     ReadingBatch,
@@ -54,7 +55,7 @@ def test_trough_drains_alert_sms_then_resolution_sms_and_history_in_influx(
         history_writer=writer,
     )
     agent = start_agent(broker, tmp_path, FARM, clock=clock)
-    store = AlertStore(tmp_path / "alerts.sqlite3")
+    store = AlertStore(tmp_path / "alerts.sqlite3", clock)
     try:
         steps = [(0, 50.0), (1, 20.0), (6, 19.0), (11, 19.0)]  # below 25 % from minute 1
         for minute, pct in steps:
@@ -70,7 +71,8 @@ def test_trough_drains_alert_sms_then_resolution_sms_and_history_in_influx(
             "Responda OK 1"
         )
         (part,) = alert.parts
-        assert part.dcs == DCS_GSM7 and part.concat is None
+        assert part.dcs == DCS_GSM7
+        assert part.concat is None
         assert part.pdu.startswith(SUBMIT_TO_PRIMARY_GSM7)
         assert int(
             part.pdu[len(SUBMIT_TO_PRIMARY_GSM7) : len(SUBMIT_TO_PRIMARY_GSM7) + 2], 16
@@ -136,7 +138,7 @@ def _publish(
 
 
 def _stored_until(db: Path, ts: int) -> bool:
-    store = AlertStore(db)
+    store = AlertStore(db, SystemClock())
     try:
         latest = store.latest(FARM, "trough-north")
         return latest is not None and latest[0] >= ts
@@ -249,7 +251,7 @@ def test_only_the_lease_holder_sends(
         assert not second.service.leader.wait(0.5)
         first.stop()  # releases the lease; the standby takes over the same MQTT session
         assert second.service.leader.wait(10)
-        assert second.service.session.wait_connected(10)
+        assert second.service.consumer.wait_connected(10)
         assert second.service.subscribed.wait(10)
         _fire(broker, clock, db)
         wait_for(lambda: modem_emulator.sent, what="alert from the new holder")

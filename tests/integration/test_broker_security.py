@@ -216,7 +216,8 @@ def test_password_is_printed_once_when_no_secret_file(
     password = out[-1]
     assert len(password) >= 32
     text = password_file.read_text(encoding="utf-8")
-    assert text.startswith("oax-nueva:$7$") and password not in text  # only the hash is stored
+    assert text.startswith("oax-nueva:$7$")
+    assert password not in text  # only the hash is stored
     assert stat.S_IMODE(password_file.stat().st_mode) & 0o077 == 0
     # without the shipped pattern, explicit entries are appended, once
     assert (tmp_path / "acl").read_text(encoding="utf-8").splitlines() == acl_entries("oax-nueva")

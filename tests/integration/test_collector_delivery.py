@@ -87,7 +87,7 @@ def test_invalid_messages_go_to_the_dead_letter_topic_with_a_reason_while_valid_
 
     try:
         publish(farm, topic, b"{not json")
-        publish(farm, topic, encode_batch(batch("oax-mixteca", range(0, 3))))
+        publish(farm, topic, encode_batch(batch("oax-mixteca", range(3))))
         publish(farm, topic, json.dumps({"v": 1, "farm": "oax-mixteca"}).encode())
         publish(farm, topic, encode_batch(batch("oax-mixteca", range(3, 6)), compress=True))
         publish(
@@ -133,7 +133,8 @@ def test_invalid_messages_go_to_the_dead_letter_topic_with_a_reason_while_valid_
             "topic_mismatch",
         ]
         malformed = next(letter for letter in letters() if letter.reason == "malformed")
-        assert bytes.fromhex(malformed.payload_hex) == b"{not json" and malformed.topic == topic
+        assert bytes.fromhex(malformed.payload_hex) == b"{not json"
+        assert malformed.topic == topic
         impossible_letter = next(
             letter for letter in letters() if letter.reason == "impossible_value"
         )

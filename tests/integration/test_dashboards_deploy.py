@@ -1,6 +1,8 @@
-"""The deployment files agree with the code: datasource uid and mode, dashboard paths, the 2.x
-tasks and DBRP mappings mirror the 1.x retention set-up, commands exist, no inline secrets.
-(The compose stack itself is never run here: no Docker in CI.)"""
+"""The deployment files agree with the code.
+
+Datasource uid and mode, dashboard paths, the 2.x tasks and DBRP mappings mirror the 1.x
+retention set-up, commands exist, no inline secrets. (The compose stack itself is never run
+here: no Docker in CI.)"""
 
 from __future__ import annotations
 

@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 from support.clocks import FrozenClock
-from support.harness import collector_settings, farm_config, start_agent, start_collector
+from support.harness import (
+    RunningAgent,
+    collector_settings,
+    farm_config,
+    start_agent,
+    start_collector,
+)
 from support.paths import COLLECTOR_USER, FARMS
 from support.servers import Broker, Influx
 from support.waiting import wait_for
@@ -107,7 +113,9 @@ def panel_targets() -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, 
                 yield board, panel, target
 
 
-def key(board: dict[str, Any], panel: dict[str, Any], target: dict[str, Any]) -> tuple[str, ...]:
+def key(
+    board: dict[str, Any], panel: dict[str, Any], target: dict[str, Any]
+) -> tuple[str, str, str]:
     return (board["uid"], panel["title"].split(" / ")[0], target["refId"])
 
 
@@ -157,7 +165,11 @@ def filled(
                 emulator.sample_all()
             for agent, emulator in zip(agents, emulators, strict=True):
                 last = (step + 1) * len(emulator.sensors) - 1
-                wait_for(lambda a=agent, n=last: a.outbox.last_seq() == n, what="readings in")
+
+                def committed(a: RunningAgent = agent, n: int = last) -> bool:
+                    return a.outbox.last_seq() == n
+
+                wait_for(committed, what="readings in")
         for clock in clocks.values():
             clock.now = now_ms
         total = STEPS * sum(len(e.sensors) for e in emulators)
@@ -328,7 +340,8 @@ def test_panel_values_match_the_readings(filled: Filled) -> None:
             f'"raw"."water_level" WHERE "farm" = \'{farm}\' AND "sensor" = \'{sensor}\''
         )
         used = litres["first"] - litres["last"]
-        assert used > 0 and values[-1]["days"] == pytest.approx(litres["last"] / used)
+        assert used > 0
+        assert values[-1]["days"] == pytest.approx(litres["last"] / used)
     alerts = panel(water, "Alertas activas")
     rows = run_target(filled, water, alerts, alerts["targets"][0], None)
     # the latest event of each rule, with its state for the panel's "firing" filter
@@ -340,4 +353,5 @@ def test_panel_values_match_the_readings(filled: Filled) -> None:
     target = next(t for t in refill["targets"] if t["refId"] == "B")
     rows = run_target(filled, soil_rain, refill, target, None)
     tanks = {n for n in rows if "/tank" in n}
-    assert tanks == TANKS and all(any(v["sum"] > 0 for v in rows[n]) for n in tanks)
+    assert tanks == TANKS
+    assert all(any(v["sum"] > 0 for v in rows[n]) for n in tanks)

@@ -86,7 +86,8 @@ def test_the_serial_device_vanishes_and_reappears_and_the_agent_recovers_alone(
         rows = influx.query("SELECT raw FROM soil_moisture")
         assert sorted(r["raw"] for r in rows) == [float(i) for i in range(15)]
         assert agent.source.reopen_count >= 2
-        assert agent.thread is not None and agent.thread.is_alive()
+        assert agent.thread is not None
+        assert agent.thread.is_alive()
     finally:
         agent.stop()
         collector.stop()
@@ -127,9 +128,9 @@ def test_a_publish_refused_by_a_full_paho_queue_is_not_lost(broker: Broker, tmp_
         clean_start=True,
         session_expiry_s=0,
         max_inflight=1,
+        max_queued=3,  # a tiny paho queue
         on_published=on_published,
     )
-    session.client.max_queued_messages_set(3)  # a tiny paho queue
     problems = ProblemLog(logging.getLogger("test.uplink"))
     uplink = Uplink(
         farm="oax-mixteca",
@@ -145,16 +146,15 @@ def test_a_publish_refused_by_a_full_paho_queue_is_not_lost(broker: Broker, tmp_
         window=10,
     )
     watcher = broker.watch("farmwatch/v1/oax-mixteca/pi-1/readings", "test-uplink-watcher")
-    client = session.client
     try:
-        client.connect(endpoint.host, endpoint.port)
-        wait_for(lambda: (client.loop(0.05), session.connected)[1], what="CONNACK")
+        assert session.connect_once()
+        wait_for(lambda: (session.loop_once(0.05), session.connected)[1], what="CONNACK")
         uplink.pump()
         assert problems.count("publish_not_queued") == 1  # paho said no; nothing advanced
         assert uplink.inflight == 3
 
         def step() -> bool:
-            client.loop(0.02)
+            session.loop_once(0.02)
             uplink.pump()
             return outbox.backlog() == 0
 
@@ -162,6 +162,6 @@ def test_a_publish_refused_by_a_full_paho_queue_is_not_lost(broker: Broker, tmp_
         assert uplink.readings_acked == 40
         wait_for(lambda: len(watcher.payloads) == 20, what="20 batches of 2 at the subscriber")
     finally:
-        client.disconnect()
+        session.stop()
         watcher.close()
         outbox.close()

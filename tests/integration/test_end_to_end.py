@@ -30,7 +30,11 @@ def test_readings_of_all_three_kinds_arrive_calibrated_with_units_tags_and_edge_
         for i, (channel, raw) in enumerate(samples):
             clock.now = T0 + i * 60_000
             agent.mcu.sample(channel, raw)
-            wait_for(lambda i=i: agent.outbox.last_seq() == i, what=f"reading {i} committed")
+
+            def committed(seq: int = i) -> bool:
+                return agent.outbox.last_seq() == seq
+
+            wait_for(committed, what=f"reading {i} committed")
 
         wait_for(lambda: influx.count("rain") == 2, what="rain points in InfluxDB")
         wait_for(lambda: influx.count("water_level") == 2, what="level points")
@@ -77,7 +81,8 @@ def test_agent_status_is_retained_and_reaches_influx(
             lambda: influx.query("SELECT online, version FROM agent_status GROUP BY farm, agent"),
             what="status point",
         )
-        assert rows[0]["farm"] == "oax-istmo" and rows[0]["online"] is True
+        assert rows[0]["farm"] == "oax-istmo"
+        assert rows[0]["online"] is True
     finally:
         agent.stop()
     wait_for(

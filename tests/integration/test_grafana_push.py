@@ -51,6 +51,17 @@ class FakeGrafana:
         if method != "GET" and headers.get("Content-Type", "").split(";")[0] != "application/json":
             self.problems.append(f"{method} {path}: not JSON")
         parts = path.split("?")[0].strip("/").split("/")
+        answer = (
+            self._folder(method, parts, body)
+            or self._datasource(method, parts, body)
+            or self._dashboard(method, parts, body)
+        )
+        if answer is not None:
+            return answer
+        self.problems.append(f"unexpected {method} {path}")
+        return 404, {"message": "not found"}
+
+    def _folder(self, method: str, parts: list[str], body: Any) -> tuple[int, Any] | None:
         match method, parts:
             case "GET", ["api", "folders", uid]:
                 return (200, {"uid": uid}) if uid in self.folders else (404, {"message": "nf"})
@@ -64,6 +75,10 @@ class FakeGrafana:
             case "POST", ["api", "folders", uid, "permissions"]:
                 self.permissions[uid] = body
                 return 200, {"message": "Folder permissions updated"}
+        return None
+
+    def _datasource(self, method: str, parts: list[str], body: Any) -> tuple[int, Any] | None:
+        match method, parts:
             case "GET", ["api", "datasources", "uid", uid]:
                 if uid in self.datasources:
                     return 200, self.datasources[uid]
@@ -74,16 +89,18 @@ class FakeGrafana:
             case "PUT", ["api", "datasources", "uid", uid]:
                 self.datasources[uid] = body
                 return 200, {"datasource": body}
-            case "POST", ["api", "dashboards", "db"]:
-                dashboard = body["dashboard"]
-                if body.get("overwrite") is not True or dashboard.get("id") is not None:
-                    self.problems.append(f"dashboard {dashboard.get('uid')}: {body.keys()}")
-                if body.get("folderUid") not in self.folders:
-                    self.problems.append(f"dashboard into unknown folder {body.get('folderUid')}")
-                self.dashboards[dashboard["uid"]] = body
-                return 200, {"status": "success", "uid": dashboard["uid"]}
-        self.problems.append(f"unexpected {method} {path}")
-        return 404, {"message": "not found"}
+        return None
+
+    def _dashboard(self, method: str, parts: list[str], body: Any) -> tuple[int, Any] | None:
+        if (method, parts) != ("POST", ["api", "dashboards", "db"]):
+            return None
+        dashboard = body["dashboard"]
+        if body.get("overwrite") is not True or dashboard.get("id") is not None:
+            self.problems.append(f"dashboard {dashboard.get('uid')}: {body.keys()}")
+        if body.get("folderUid") not in self.folders:
+            self.problems.append(f"dashboard into unknown folder {body.get('folderUid')}")
+        self.dashboards[dashboard["uid"]] = body
+        return 200, {"status": "success", "uid": dashboard["uid"]}
 
 
 @pytest.fixture
@@ -103,7 +120,7 @@ def grafana() -> Iterator[tuple[FakeGrafana, str]]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = _serve
+        do_GET = do_POST = do_PUT = _serve  # noqa: N815 (http.server's handler names)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -146,7 +163,8 @@ def test_push_creates_folder_datasource_and_dashboards(
         "items": [{"role": "Viewer", "permission": 1}, {"role": "Editor", "permission": 1}]
     }
     datasource = fake.datasources[DATASOURCE_UID]
-    assert datasource["type"] == "influxdb" and datasource["access"] == "proxy"
+    assert datasource["type"] == "influxdb"
+    assert datasource["access"] == "proxy"
     assert datasource["url"] == "http://influxdb:18086"
     assert datasource["jsonData"]["version"] == "InfluxQL"  # not Flux
     assert datasource["jsonData"]["dbName"] == "farmwatch"
@@ -158,7 +176,8 @@ def test_push_creates_folder_datasource_and_dashboards(
         assert body["folderUid"] == "farmwatch"
         assert {**body["dashboard"], "id": None} == {**generated[uid], "id": None}
     out = capsys.readouterr()
-    assert TOKEN not in out.out + out.err and INFLUX_PASSWORD not in out.out + out.err
+    assert TOKEN not in out.out + out.err
+    assert INFLUX_PASSWORD not in out.out + out.err
     assert "created" in out.out
 
 
@@ -181,7 +200,8 @@ def test_refused_request_is_reported_without_secrets(
     push_env.reject_with = 403
     assert main([]) == 1
     err = capsys.readouterr().err
-    assert "403" in err and TOKEN not in err
+    assert "403" in err
+    assert TOKEN not in err
 
 
 def test_missing_token_is_a_configuration_error(
@@ -198,11 +218,10 @@ def test_influxdb_writers_still_work_with_grafana_client_installed(
     victoria: VictoriaMetricsServer, influx: Influx
 ) -> None:
     import grafana_client
-    import urllib3
+    from urllib3._version import __version__ as flavour  # in urllib3 and urllib3-future
 
     assert grafana_client.GrafanaApi is not None
     # urllib3-future has replaced the urllib3 module; the collector's writers must not notice
-    flavour = urllib3.__version__
     now = int(time.time() * 1000)
     writer = InfluxV2Writer(victoria.url, SecretStr("unused"), org="farmwatch", bucket="farmwatch")
     try:
@@ -217,7 +236,8 @@ def test_influxdb_writers_still_work_with_grafana_client_installed(
             return [json.loads(line) for line in r.read().decode().splitlines() if line]
 
     (series,) = wait_for(exported, what=f"point in VictoriaMetrics (urllib3 {flavour})")
-    assert series["values"] == [42.5] and series["timestamps"] == [now]
+    assert series["values"] == [42.5]
+    assert series["timestamps"] == [now]
     assert series["metric"]["farm"] == "oax-mixteca"
 
     v1 = InfluxV1Writer(influx.url, influx.database)

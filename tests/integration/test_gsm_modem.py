@@ -10,6 +10,7 @@ from support.waiting import wait_for
 from collector.alerts.channels import ChannelError
 from collector.alerts.modem import GsmModem, IncomingSms
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
+from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.serial_port import pyserial_factory
 
 PHONE = "+529510000001"
@@ -38,7 +39,9 @@ def test_initialises_and_sends_gsm7_ucs2_and_concatenated(modem_emulator: GsmMod
         "gsm7",
     )
     assert (second.text, second.encoding) == ("Quedan 2 días de agua", "ucs2")
-    assert third.text == long_text and third.encoding == "ucs2" and len(third.parts) == 4
+    assert third.text == long_text
+    assert third.encoding == "ucs2"
+    assert len(third.parts) == 4
     assert {p.concat[0] for p in third.parts if p.concat} == {3}  # one reference for all parts
     assert modem.signal_quality() == 21
 
@@ -124,8 +127,10 @@ def test_incoming_messages_are_read_handed_over_and_deleted(
     accepted: list[IncomingSms] = []
     got = wait_for(lambda: modem.poll_incoming(accept=accepted.append), what="+CMTI")
     assert [(m.sender, m.text) for m in got] == [(PHONE, "OK 17")]
-    assert accepted == got and modem_emulator.stored == 0
-    assert "AT+CMGR=1" in modem_emulator.commands and "AT+CMGD=1" in modem_emulator.commands
+    assert accepted == got
+    assert modem_emulator.stored == 0
+    assert "AT+CMGR=1" in modem_emulator.commands
+    assert "AT+CMGD=1" in modem_emulator.commands
     # stored while nobody listened: found by the sweep (AT+CMGL=4)
     modem_emulator.receive_sms("+529510000002", "Nivel")
     modem_emulator.receive_sms("+529510000003", "¿qué pasó?")
@@ -137,6 +142,7 @@ def test_incoming_messages_are_read_handed_over_and_deleted(
 def test_messages_routed_directly_with_cmt(modem_emulator: GsmModemEmulator) -> None:
     modem = GsmModem(
         pyserial_factory(modem_emulator.link.path, 115200, 0.02),
+        SystemClock(),
         command_timeout_s=1.0,
         new_message_indication="2,2,0,0,0",
     )
@@ -145,7 +151,7 @@ def test_messages_routed_directly_with_cmt(modem_emulator: GsmModemEmulator) -> 
     modem_emulator.receive_sms(PHONE, "NIVEL")
     accepted: list[IncomingSms] = []
     got = wait_for(lambda: modem.poll_incoming(accept=accepted.append), what="+CMT")
-    assert [(m.sender, m.text) for m in got] == [(PHONE, "NIVEL")] and accepted == got
-    assert modem_emulator.stored == 0 and not any(
-        c.startswith("AT+CMGD") for c in modem_emulator.commands
-    )
+    assert [(m.sender, m.text) for m in got] == [(PHONE, "NIVEL")]
+    assert accepted == got
+    assert modem_emulator.stored == 0
+    assert not any(c.startswith("AT+CMGD") for c in modem_emulator.commands)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from support.servers import Influx
 from support.waiting import wait_for
 
-from collector.ingest import Delivery, Ingestor
+from collector.ingest import Ingestor
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
     DeadLetter,
@@ -21,6 +21,7 @@ from farmwatch_shared.contract import (
     readings_topic,
 )
 from farmwatch_shared.influx import InfluxV1Writer
+from farmwatch_shared.mqtt import Delivery
 from farmwatch_shared.problems import ProblemLog
 
 T0 = 1_795_000_000_000

@@ -20,7 +20,7 @@ from support.harness import edge_committer
 from support.servers import Influx
 from support.waiting import wait_for
 
-from collector.ingest import Delivery, Ingestor
+from collector.ingest import Ingestor
 from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from farmwatch_local.services import InfluxServer
@@ -36,6 +36,7 @@ from farmwatch_shared.contract import (
 from farmwatch_shared.farm.model import SoilMoistureSensor
 from farmwatch_shared.influx import InfluxV1Writer
 from farmwatch_shared.mcu_protocol import LineAssembler, McuReading, reading_line
+from farmwatch_shared.mqtt import Delivery
 from farmwatch_shared.problems import ProblemLog
 
 PROBE = SoilMoistureSensor(
@@ -133,7 +134,7 @@ json_values = st.recursive(
 payloads = (
     st.binary(max_size=400)
     | json_values.map(lambda v: json.dumps(v).encode())
-    | st.binary(max_size=200).map(lambda b: zlib.compress(b))
+    | st.binary(max_size=200).map(zlib.compress)
     | st.fixed_dictionaries(
         {
             "v": st.just(1),

@@ -107,7 +107,7 @@ def test_continuous_queries_fill_the_15_minute_and_daily_aggregates(influx: Infl
 
     # daily buckets from the 15-minute ones (local midnight = 06:00 UTC)
     def daily_rain() -> float:
-        return sum(r["value"] for r in rows('SELECT * FROM "agg_1d"."rain"'))
+        return float(sum(r["value"] for r in rows('SELECT * FROM "agg_1d"."rain"')))
 
     wait_for(lambda: abs(daily_rain() - 3.6) < 1e-9, what="daily rain")
     for r in rows('SELECT * FROM "agg_1d"."rain"'):

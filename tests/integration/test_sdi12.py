@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import serial
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.harness import edge_committer
@@ -133,7 +134,7 @@ def test_data_is_asked_for_only_after_the_service_request_or_the_announced_wait(
         assert driver.measure("0") == PROBE_VALUES
     finally:
         driver.close()
-    times = {cmd: [] for _, cmd in sensors.commands}
+    times: dict[str, list[float]] = {cmd: [] for _, cmd in sensors.commands}
     for at, cmd in sensors.commands:
         times[cmd].append(at)
     service_requests = [at for at, text in sensors.sent if text == "0"]
@@ -151,6 +152,7 @@ def test_a_sensor_that_aborts_when_asked_too_early_would_be_noticed(
     # guard for the test above: asking D0 before the service request gets no values
     driver = driver_for(sensors, problems)
     port = pyserial_factory(sensors.path, 9600, 0.5)()
+    assert isinstance(port, serial.Serial)  # for read_until
     try:
         port.write(b"0M!")
         assert port.read_until(b"\r\n") == b"00014\r\n"
@@ -221,7 +223,8 @@ def test_poller_commits_sdi12_values_through_calibration(
     finally:
         poller.close()
     first, second = outbox.after(-1, 10)
-    assert (first.sensor, first.raw, first.value) == ("soil-sdi", 23.45, pytest.approx(47.9))
+    assert (first.sensor, first.raw) == ("soil-sdi", 23.45)
+    assert first.value == pytest.approx(47.9)
     assert (second.sensor, second.raw, second.value) == ("soil-sdi-deep", 100.0, 100.0)
     outbox.close()
 

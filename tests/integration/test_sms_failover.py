@@ -9,6 +9,7 @@ from pathlib import Path
 from support.alerts import ACCOUNT_SID, AUTH_TOKEN, FakeGateway, modem_client
 from support.clocks import FrozenClock
 
+from collector.alerts.channels import SmsChannel
 from collector.alerts.dispatch import Dispatcher
 from collector.alerts.store import AlertStore
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
@@ -22,10 +23,10 @@ TEXT = "ALERTA 3 Rancho modelo La Mixteca: Bebedero potrero norte 18% (umbral 25
 def _setup(
     tmp_path: Path, emulator: GsmModemEmulator, fake: FakeGateway
 ) -> tuple[AlertStore, Dispatcher, FrozenClock, ProblemLog]:
-    store = AlertStore(tmp_path / "alerts.sqlite3")
     clock = FrozenClock(T0)
+    store = AlertStore(tmp_path / "alerts.sqlite3", clock)
     problems = ProblemLog(logging.getLogger("test.sms"))
-    channels = [modem_client(emulator, timeout_s=0.3), fake.channel()]
+    channels: list[SmsChannel] = [modem_client(emulator, timeout_s=0.3), fake.channel()]
     dispatcher = Dispatcher(store, channels, clock, problems, retry_initial_s=30, retry_max_s=600)
     return store, dispatcher, clock, problems
 
@@ -71,7 +72,8 @@ def test_both_failing_keeps_the_message_until_a_channel_returns(
     assert dispatcher.send_due() == 0
     (row,) = store.sms_log()
     assert (row["state"], row["attempts"]) == ("pending", 1)
-    assert "no_network" in str(row["last_error"]) and "gateway_http_503" in str(row["last_error"])
+    assert "no_network" in str(row["last_error"])
+    assert "gateway_http_503" in str(row["last_error"])
     clock.now += 29_000
     assert dispatcher.send_due() == 0  # not due before the backoff delay
     assert store.sms_log()[0]["attempts"] == 1

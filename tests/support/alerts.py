@@ -20,11 +20,11 @@ from pydantic import SecretStr
 from collector.alerts.channels import SmsChannel
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
-from collector.alerts.service import AlertService, ServiceTiming
+from collector.alerts.service import AlertService, ServiceTiming, make_consumer
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_local.services import free_port
-from farmwatch_shared.clock import Clock
+from farmwatch_shared.clock import Clock, SystemClock
 from farmwatch_shared.farm.model import FarmConfig
 from farmwatch_shared.influx import PointWriter
 from farmwatch_shared.mqtt import MqttEndpoint
@@ -52,6 +52,7 @@ def modem_client(emulator: GsmModemEmulator, timeout_s: float = 1.0) -> GsmModem
     """The real modem channel opening the emulator's tty with pyserial."""
     return GsmModem(
         pyserial_factory(emulator.link.path, 115200, 0.02),
+        SystemClock(),
         command_timeout_s=timeout_s,
         send_timeout_s=timeout_s * 2,
     )
@@ -97,7 +98,10 @@ def gateway() -> Iterator[FakeGateway]:
             status = fake.status
             if status == 201:
                 fake.requests.append(RecordedRequest(self.path, form, auth))
-                answer = {"sid": f"SM{len(fake.requests):032d}", "status": "queued"}
+                answer: dict[str, object] = {
+                    "sid": f"SM{len(fake.requests):032d}",
+                    "status": "queued",
+                }
             else:
                 answer = {"code": 20500, "message": "unavailable", "status": status}
             data = json.dumps(answer).encode()
@@ -152,12 +156,14 @@ def start_alerts(
     service = AlertService(
         farms=farms,
         state_db=state_db,
-        endpoint=MqttEndpoint(
-            host="127.0.0.1",
-            port=broker.port,
-            client_id="farmwatch-alerts",
-            username=ALERTS_USER,
-            password=SecretStr(broker.passwords[ALERTS_USER]),
+        consumer=make_consumer(
+            MqttEndpoint(
+                host="127.0.0.1",
+                port=broker.port,
+                client_id="farmwatch-alerts",
+                username=ALERTS_USER,
+                password=SecretStr(broker.passwords[ALERTS_USER]),
+            )
         ),
         channels=channels,
         clock=clock,
@@ -174,6 +180,6 @@ def start_alerts(
     thread.start()
     if wait_leader:
         assert service.leader.wait(10), "alert service did not take the lease"
-        assert service.session.wait_connected(10), "alert service did not connect"
+        assert service.consumer.wait_connected(10), "alert service did not connect"
         assert service.subscribed.wait(10), "alert service did not subscribe"
     return RunningAlerts(service, stop, thread, problems)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from collector.service import Collector, make_writer
+from collector.service import Collector, make_consumer, make_writer
 from collector.settings import CollectorSettings
 from edge.agent import EdgeAgent
 from edge.clock_guard import ClockGuard, current_boot_id
@@ -72,12 +72,13 @@ def start_collector(settings: CollectorSettings, clock: Clock | None = None) -> 
     if isinstance(writer, InfluxV1Writer):
         writer.ensure_database()
     problems = ProblemLog(logging.getLogger("test.collector.problems"))
-    collector = Collector(settings, writer, clock or SystemClock(), problems)
+    consumer = make_consumer(settings)
+    collector = Collector(settings, consumer, writer, clock or SystemClock(), problems)
     stop = threading.Event()
     thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
     thread.start()
-    assert collector.session.wait_connected(10), "collector did not connect"
-    assert collector.session.subscribed.wait(10), "collector did not subscribe"
+    assert consumer.wait_connected(10), "collector did not connect"
+    assert consumer.subscribed.wait(10), "collector did not subscribe"
     return RunningCollector(collector, stop, thread, problems)
 
 

@@ -53,7 +53,7 @@ class Broker:
         client.on_subscribe = lambda c, u, mid, rcs, p: (
             granted.set() if not any(rc.is_failure for rc in rcs) else None
         )
-        client.on_message = lambda c, u, message: watcher.payloads.append(message.payload)
+        client.on_message = lambda c, u, message: watcher.payloads.append(bytes(message.payload))
         client.subscribe(topic, qos=1)
         if not granted.wait(10):
             client.disconnect()

@@ -22,7 +22,9 @@ def test_constant_use_gives_volume_over_rate() -> None:
     # 12 000 L at the start, 1 500 L/day for a day, sampled every 10 minutes
     samples = [_sample(T0 + i * 600_000, 12_000 - 1_500 * i / 144) for i in range(145)]
     result = forecast(samples)
-    assert result is not None and result.unit == "L" and result.basis == "trend"
+    assert result is not None
+    assert result.unit == "L"
+    assert result.basis == "trend"
     assert result.use_per_day == pytest.approx(1_500, rel=1e-6)
     assert result.days_left == pytest.approx(10_500 / 1_500, rel=1e-6)  # 7 days
 
@@ -52,7 +54,8 @@ def test_noise_does_not_break_the_trend() -> None:
         litres = 15_000 - 2_000 * i / 144 + rng.gauss(0, 20)  # ±0.1 % sensor noise
         samples.append(_sample(T0 + i * 600_000, litres))
     result = forecast(samples, refill_min_pct=1.0)
-    assert result is not None and result.days_left is not None
+    assert result is not None
+    assert result.days_left is not None
     assert result.use_per_day == pytest.approx(2_000, rel=0.02)
     assert result.days_left == pytest.approx(13_000 / 2_000, rel=0.03)
 
@@ -61,23 +64,28 @@ def test_herd_demand_is_a_floor_on_use() -> None:
     # trend says 500 L/day (e.g. rain keeps topping it up) but 30 head × 55 L need 1 650 L/day
     samples = [_sample(T0 + i * HOUR_MS, 9_000 - 500 * i / 24) for i in range(25)]
     result = forecast(samples, herd_litres_per_day=30 * 55)
-    assert result is not None and result.basis == "trend+herd"
+    assert result is not None
+    assert result.basis == "trend+herd"
     assert result.days_left == pytest.approx(8_500 / 1_650, rel=1e-6)
 
 
 def test_herd_alone_when_there_is_no_trend_yet() -> None:
     result = forecast([_sample(T0, 6_600)], herd_litres_per_day=24 * 60)
-    assert result is not None and result.basis == "herd"
+    assert result is not None
+    assert result.basis == "herd"
     assert result.days_left == pytest.approx(6_600 / 1_440)
 
 
 def test_percent_only_and_not_falling() -> None:
     rising = [(T0 + i * HOUR_MS, 50.0 + i * 0.1, None) for i in range(10)]
     result = forecast(rising)
-    assert result is not None and result.unit == "%" and result.days_left is None
+    assert result is not None
+    assert result.unit == "%"
+    assert result.days_left is None
     falling = [(T0 + i * HOUR_MS, 50.0 - i * 1.0, None) for i in range(10)]
     result = forecast(falling)
-    assert result is not None and result.unit == "%"
+    assert result is not None
+    assert result.unit == "%"
     assert result.days_left == pytest.approx(41.0 / 24.0)
 
 

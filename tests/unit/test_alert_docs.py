@@ -59,8 +59,8 @@ def conversation(tmp_path: Path, language: Language) -> dict[str, str]:
     contact = Contact(name="Encargado", phone=PHONE, language=language)
     config = farm("oax-mixteca").model_copy(update={"contacts": (contact,)})
     farms = {config.farm.id: config}
-    store = AlertStore(tmp_path / f"alerts-{language}.sqlite3")
     clock = SteppedClock(T0)
+    store = AlertStore(tmp_path / f"alerts-{language}.sqlite3", clock)
     problems = ProblemLog(logging.getLogger("test.alert_docs"))
     engine = AlertEngine(store, farms, clock, problems)
     level = SensorKind.WATER_LEVEL

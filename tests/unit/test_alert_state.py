@@ -43,7 +43,7 @@ class Feed:
         self.open()
 
     def open(self) -> None:
-        self.store = AlertStore(self.path)
+        self.store = AlertStore(self.path, self.clock)
         self.engine = AlertEngine(self.store, {FARM: self.config}, self.clock, self.problems)
 
     def restart(self) -> None:
@@ -95,7 +95,8 @@ def test_fires_after_for_s_then_resolves_after_hysteresis(tmp_path: Path) -> Non
     feed.reading("trough-north", 30, at_min=0)
     feed.reading("trough-north", 20, at_min=1)
     feed.reading("trough-north", 19, at_min=4)
-    assert feed.states() == ["pending"] and feed.sms() == []
+    assert feed.states() == ["pending"]
+    assert feed.sms() == []
     feed.reading("trough-north", 18, at_min=6)  # 5 minutes below: fires
     (alert,) = feed.sms("firing")
     assert alert["phone"] == PRIMARY
@@ -178,7 +179,8 @@ def test_restart_in_the_middle_of_an_alert_neither_duplicates_nor_forgets(tmp_pa
     feed.restart()  # firing survives: the same readings again send nothing new
     feed.reading("trough-north", 20, at_min=6)
     feed.tick(at_min=30)
-    assert len(feed.sms("firing")) == 1 and feed.sms("reminder") == []
+    assert len(feed.sms("firing")) == 1
+    assert feed.sms("reminder") == []
     feed.restart()
     feed.tick(at_min=65)  # the reminder schedule survived the restarts
     assert len(feed.sms("reminder")) == 1

@@ -74,7 +74,8 @@ def test_each_dashboard_round_trips_through_the_sdk_parser() -> None:
     for model in committed().values():
         parsed = SdkDashboard.from_json(model)
         targets = [t for p in parsed.panels or [] for t in getattr(p, "targets", None) or []]
-        assert targets and all(isinstance(t, InfluxQLQuery) for t in targets)
+        assert targets
+        assert all(isinstance(t, InfluxQLQuery) for t in targets)
         assert json.loads(json.dumps(parsed, cls=JSONEncoder)) == model
 
 
@@ -128,7 +129,8 @@ def test_long_range_panels_read_only_the_aggregates() -> None:
         for p in committed()[uid]["panels"]:
             for target in p["targets"]:
                 sources = set(SOURCE.findall(target["query"]))
-                assert sources and sources <= {"agg_15m", "agg_1d"}, (p["title"], sources)
+                assert sources, p["title"]
+                assert sources <= {"agg_15m", "agg_1d"}, (p["title"], sources)
     # short-range dashboards read the raw readings
     for uid in set(committed()) - LONG_RANGE:
         for p in committed()[uid]["panels"]:

@@ -19,8 +19,8 @@ from dashboards.macros import (
 DAY = 86_400_000
 
 
-def ms(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+def ms(year: int, month: int, day: int, hour: int = 0) -> int:
+    return int(datetime(year, month, day, hour, tzinfo=UTC).timestamp() * 1000)
 
 
 def test_time_filter_interval_and_farm_are_expanded() -> None:
@@ -70,8 +70,9 @@ def test_panel_overrides_and_calendar_year_shift() -> None:
 
 
 def test_durations_and_aliases() -> None:
-    assert duration_ms("15m") == 900_000 and duration_ms("1y") == 365 * DAY
-    with pytest.raises(ValueError):
+    assert duration_ms("15m") == 900_000
+    assert duration_ms("1y") == 365 * DAY
+    with pytest.raises(ValueError, match="not a Grafana duration"):
         duration_ms("soon")
     tags = {"farm": "oax-istmo", "sensor": "rain"}
     assert series_name("$tag_farm/$tag_sensor", "rain", tags, "sum") == "oax-istmo/rain"

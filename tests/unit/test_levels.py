@@ -115,7 +115,8 @@ def test_pressure_sensor_above_the_floor_adds_its_elevation() -> None:
         {"shape": "rectangular", "length_mm": 1000, "width_mm": 1000, "height_mm": 2000},
     )
     result = water_level(tank, 4.903325)
-    assert (result.value, result.volume_l) == (pytest.approx(30.0), pytest.approx(600.0))
+    assert result.value == pytest.approx(30.0)
+    assert result.volume_l == pytest.approx(600.0)
 
 
 @pytest.mark.parametrize(

@@ -160,7 +160,8 @@ def test_rain_is_never_negative_and_refused_tips_never_count(
         samples.append(CounterSample(ts, counter, boot))
     intervals = intervals_of(samples)
     for interval in intervals:
-        assert interval.tips >= 0 and interval.mm >= 0
+        assert interval.tips >= 0
+        assert interval.mm >= 0
         if interval.refused:
             assert interval.mm == 0
         else:

@@ -29,7 +29,8 @@ def test_a_worker_that_raises_stops_the_service_and_is_logged_once(
 
     supervisor.start("healthy", runs_until_stopped)
     supervisor.start("reader", crashes)
-    assert supervisor.alive() and supervisor.failed is None
+    assert supervisor.alive()
+    assert supervisor.failed is None
     with caplog.at_level(logging.CRITICAL, logger=LOG.name):
         go.set()
         assert stop.wait(5), "the dead worker did not stop the service"

@@ -265,7 +265,18 @@ class FarmConfig(_Frozen):
         curve_ids = {c.id for c in self.soil_curves}
         if len(curve_ids) != len(self.soil_curves):
             raise ValueError("soil curve ids must be unique")
+        starts: dict[tuple[str, int], str] = {}
         for record in self.calibrations:
+            # one instant, however its time zone is written (Z, -06:00, +00:00): one record
+            start = (record.sensor, record.effective_ms)
+            written = record.effective_from.isoformat()
+            if start in starts:
+                earlier = starts[start]
+                raise ValueError(
+                    f"calibration of {record.sensor}: two records take effect at one instant "
+                    f"({earlier} and {written}, the same time in other time zones)"
+                )
+            starts[start] = written
             if kinds.get(record.sensor) is not SensorKind.SOIL_MOISTURE:
                 raise ValueError(f"calibration names {record.sensor}, not a soil moisture sensor")
             if record.soil_curve is not None and record.soil_curve not in curve_ids:

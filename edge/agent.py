@@ -11,17 +11,18 @@ from collections.abc import Sequence
 
 import paho.mqtt.client as paho
 
+from edge.batching import payload_limit
 from edge.clock_guard import ClockGuard
 from edge.committer import ReadingCommitter
 from edge.drivers.poller import BusPoller
 from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
-from edge.uplink import AckQueue, Uplink
+from edge.uplink import Confirmation, Connected, EventQueue, Puback, Uplink
 from farmwatch_shared.clock import Clock
-from farmwatch_shared.contract import AgentStatus, encode_status, status_topic
+from farmwatch_shared.contract import AgentStatus, committed_topic, encode_status, status_topic
 from farmwatch_shared.farm.model import SensorConfig
-from farmwatch_shared.mqtt import MqttEndpoint, MqttSession, Will
+from farmwatch_shared.mqtt import Delivery, MqttEndpoint, MqttSession, Will
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.supervisor import Supervisor
 from farmwatch_shared.version import VERSION
@@ -50,6 +51,8 @@ class EdgeAgent:
         batch_max_age_s: float,
         compress: bool,
         inflight_window: int,
+        max_packet_bytes: int,
+        commit_timeout_s: float,
         status_interval_s: float,
         pollers: Sequence[BusPoller] = (),
     ) -> None:
@@ -63,7 +66,8 @@ class EdgeAgent:
         self._status_topic = status_topic(farm, agent)
         self._wake = threading.Event()
         self._status_due = threading.Event()
-        self._acks: AckQueue = queue.SimpleQueue()
+        self._events: EventQueue = queue.SimpleQueue()
+        self._committed_topic = committed_topic(farm, agent)
         self.clock_guard = clock_guard
         self._boot_id = boot_id
         self._needs_clock_correction = True
@@ -80,7 +84,8 @@ class EdgeAgent:
             session_expiry_s=7 * 24 * 3600,
             max_inflight=inflight_window + 2,
             will=Will(self._status_topic, self._will_payload),
-            on_connected=lambda _session: self._status_due.set(),
+            on_connected=self._on_connected,
+            on_message=self._on_message,
             on_published=self._on_published,
         )
         self.uplink = Uplink(
@@ -88,18 +93,36 @@ class EdgeAgent:
             agent=agent,
             outbox=outbox,
             publisher=self.session,
-            acks=self._acks,
+            events=self._events,
             clock=clock,
             problems=problems,
             batch_max_readings=batch_max_readings,
             batch_max_age_s=batch_max_age_s,
             compress=compress,
             window=inflight_window,
+            payload_limit=payload_limit(max_packet_bytes),
+            commit_timeout_s=commit_timeout_s,
         )
 
-    def _on_published(self, mid: int, accepted: bool) -> None:
-        self._acks.put((mid, accepted))
+    # MQTT network thread: only queue events for the uplink thread
+    def _on_connected(self, session: MqttSession) -> None:
+        session.subscribe([self._committed_topic])  # the collector's confirmations, QoS 1
+        self._events.put(Connected(session.session_present))
+        self._status_due.set()
         self._wake.set()
+
+    def _on_message(self, delivery: Delivery) -> None:
+        self._events.put(Confirmation(delivery.topic, delivery.payload))
+        self._wake.set()
+
+    def _on_published(self, mid: int, delivered: bool) -> None:
+        self._events.put(Puback(mid, delivered))
+        self._wake.set()
+
+    def close(self) -> None:
+        """Release what construction opened, for an agent that will not run (the buses)."""
+        for poller in self._pollers:
+            poller.close()
 
     def status(self, state: str = "online") -> AgentStatus:
         """The status this agent reports now."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from support.paths import REPO
 
 from collector.settings import CollectorSettings
 from edge.batching import largest_reading_bytes, max_uncompressed_readings
@@ -56,3 +57,21 @@ def test_cleartext_is_warned_about_only_for_a_remote_broker_without_tls() -> Non
     tls = MqttSettings(mqtt_host="broker.example.org", mqtt_tls_ca_file=Path("/etc/ca.crt"))
     assert tls.cleartext_warning() is None
     assert MqttSettings(mqtt_host="127.0.0.1").cleartext_warning() is None
+
+
+def test_the_shipped_pi_settings_use_tls_and_wait_for_ntp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Findings 18 and 21: what deploy/install-edge.sh writes into /etc/farmwatch/edge.env."""
+    example = REPO / "deploy" / "env" / "edge.env.example"
+    for line in example.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            monkeypatch.setenv(key, value.replace("__FARM__", "oax-mixteca"))
+    monkeypatch.delenv("FARMWATCH_EDGE_MQTT_PASSWORD_FILE")  # installed later, not here
+    shipped = EdgeSettings()  # farm_file and the rest from the environment
+    assert shipped.clock_check == "ntp"
+    assert shipped.mqtt_port == 8883
+    assert shipped.mqtt_tls_ca_file == Path("/etc/farmwatch/ca.crt")
+    assert shipped.cleartext_warning() is None
+    script = (REPO / "deploy" / "install-edge.sh").read_text()
+    assert "FARMWATCH_EDGE_CLOCK_CHECK=ntp" in script  # also added to a kept edge.env
+    assert "TLS_CA" in script

@@ -323,10 +323,16 @@ def load_farm_config(path: Path) -> FarmConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise FarmConfigError(f"{path}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FarmConfigError(f"{path}: not UTF-8 text: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise FarmConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise FarmConfigError(f"{path}: not valid TOML: nested too deeply") from None
     try:
         return FarmConfig.model_validate(data, context={"farm_dir": path.absolute().parent})
+    except RecursionError:
+        raise FarmConfigError(f"{path}: nested too deeply") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

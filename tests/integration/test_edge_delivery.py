@@ -12,6 +12,7 @@ import logging
 import queue
 import secrets
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from support.waiting import wait_for
 
 from edge.batching import payload_limit
 from edge.outbox import Outbox
-from edge.uplink import EventQueue, Puback, Uplink
+from edge.uplink import Confirmation, EventQueue, Puback, Uplink
 from farmwatch_local.services import MosquittoServer
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
@@ -283,6 +284,68 @@ def test_batches_are_cut_by_encoded_size_to_fit_the_broker_and_the_contract(
             assert len(body) <= MAX_PAYLOAD_BYTES
             msgspec.json.decode(body)
         assert len(collector.payloads) >= 2
+    finally:
+        session.stop()
+        collector.close()
+        outbox.close()
+
+
+def test_while_the_collector_confirms_nothing_one_overdue_batch_at_a_time_is_sent_again(
+    delivery_broker: Broker, tmp_path: Path
+) -> None:
+    """A collector that receives but does not store (its database is down): resending all of
+    the backlog every timeout would only fill the broker's queue; one batch probes, and when
+    its confirmation comes the others go at once."""
+    outbox = Outbox(tmp_path / "outbox.sqlite3", 100)
+    big_readings(outbox, 6)
+    events: EventQueue = queue.SimpleQueue()
+    password = SecretStr(delivery_broker.passwords[FARM])
+    session = MqttSession(
+        MqttEndpoint("127.0.0.1", delivery_broker.port, "test-probe", FARM, password),
+        clean_start=True,
+        session_expiry_s=0,
+        max_inflight=10,
+        on_connected=lambda s: s.subscribe([committed_topic(FARM, AGENT)]),
+        on_message=lambda d: events.put(Confirmation(d.topic, d.payload)),
+        on_published=lambda mid, delivered: events.put(Puback(mid, delivered)),
+    )
+    uplink = Uplink(
+        farm=FARM,
+        agent=AGENT,
+        outbox=outbox,
+        publisher=session,
+        events=events,
+        clock=SystemClock(),
+        problems=ProblemLog(logging.getLogger("test.probe")),
+        batch_max_readings=2,
+        batch_max_age_s=0.0,
+        compress=True,
+        window=8,
+        payload_limit=payload_limit(256 * 1024),
+        commit_timeout_s=0.5,
+    )
+    collector = Collector(delivery_broker)
+    session.start()
+
+    def pump_for(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            uplink.pump()
+            time.sleep(0.02)
+
+    try:
+        wait_for(lambda: (uplink.pump(), uplink.readings_acked == 6)[1], what="all delivered")
+        pump_for(2.5)  # timeouts at 0.5 s, then 1 s, 2 s: only the oldest batch probes
+        sends = collector.seqs()
+        assert sends.count(0) >= 2
+        assert all(sends.count(seq) == 1 for seq in range(2, 6)), sends
+        collector.confirm([0, 1])  # the collector stores again
+        wait_for(
+            lambda: (uplink.pump(), all(collector.seqs().count(s) >= 2 for s in range(2, 6)))[1],
+            what="the held-back batches sent at once",
+        )
+        collector.confirm(list(range(2, 6)))
+        wait_for(lambda: (uplink.pump(), outbox.backlog() == 0)[1], what="all released")
     finally:
         session.stop()
         collector.close()

@@ -34,6 +34,7 @@ from pydantic import SecretStr
 from benchmarks.edge import shipped_agent
 from collector.alerts.modem import GsmModem
 from collector.alerts.service import AlertService, make_consumer
+from collector.alerts.timeline import current_boot_id
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
@@ -109,6 +110,7 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
         channels=[modem],
         clock=clock,
         problems=ProblemLog(logging.getLogger("bench.alerts")),
+        boot_id=current_boot_id(),
         modem=modem,
     )
     stop = threading.Event()

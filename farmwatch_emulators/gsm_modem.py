@@ -115,6 +115,14 @@ def _submitted(pdu: str, length: int) -> tuple[str, str, int, tuple[int, int, in
     return decoded if len(pdu) // 2 - 1 - smsc_len == length else None
 
 
+def _tpdu_length(pdu: str) -> int:
+    """Octets after the SMSC part (as ``+CMGR``/``+CMGL`` report), for any stored PDU."""
+    try:
+        return len(pdu) // 2 - 1 - int(pdu[:2], 16)
+    except ValueError:
+        return len(pdu) // 2
+
+
 @dataclass
 class _Stored:
     pdu: str
@@ -132,7 +140,9 @@ class GsmModemEmulator:
     signal: int = 21
     silent: bool = False
     fail_sends: deque[str] = field(default_factory=deque)
-    """Final result codes to answer the next ``AT+CMGS`` submissions with."""
+    """Final result codes to answer the next ``AT+CMGS`` submissions (one per part) with:
+    ``"OK"`` sends normally, ``""`` sends but loses the answer (no ``+CMGS``), anything else
+    (``"ERROR"``, ``"+CMS ERROR: 38"``) refuses the part."""
     sent: list[SentSms] = field(default_factory=list)
     parts: list[ReceivedPart] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
@@ -177,18 +187,23 @@ class GsmModemEmulator:
             if announce:
                 self.link.write(b"\r\nRDY\r\n")
 
-    def receive_sms(self, sender: str, text: str) -> int:
-        """An SMS arrives from ``sender``: store it (SIM storage) and announce it with
-        ``+CMTI``, or, after ``AT+CNMI=2,2``, route it straight to the host with ``+CMT``
-        (not stored; returns 0)."""
+    def receive_sms(self, sender: str, text: str, *, sender_id: bool = False) -> int:
+        """An SMS arrives from ``sender`` (``sender_id``: an alphanumeric sender ID, which
+        anybody can set to any text): store it (SIM storage) and announce it with ``+CMTI``,
+        or, after ``AT+CNMI=2,2``, route it straight to the host with ``+CMT`` (not stored;
+        returns 0)."""
+        return self.receive_pdu(encode_deliver(sender, text, alphanumeric=sender_id))
+
+    def receive_pdu(self, pdu: str) -> int:
+        """An SMS-DELIVER arrives as the PDU ``pdu`` (hex, with its SMSC part), well formed or
+        not: stored and announced as :meth:`receive_sms` does."""
         with self._lock:
+            tpdu_len = _tpdu_length(pdu)
             if self._route:
-                pdu = encode_deliver(sender, text)
-                tpdu_len = len(pdu) // 2 - 1 - int(pdu[:2], 16)
                 self.link.write(f"\r\n+CMT: ,{tpdu_len}\r\n{pdu}\r\n".encode())
                 return 0
             index = max(self._storage, default=0) + 1
-            self._storage[index] = _Stored(encode_deliver(sender, text))
+            self._storage[index] = _Stored(pdu)
             if self._notify:
                 self.link.write(f'\r\n+CMTI: "SM",{index}\r\n'.encode())
             return index
@@ -309,22 +324,24 @@ class GsmModemEmulator:
             return
         status = 1 if stored.read else 0
         stored.read = True
-        self._ok(
-            f"+CMGR: {status},,{len(stored.pdu) // 2 - 1 - int(stored.pdu[:2], 16)}\r\n{stored.pdu}"
-        )
+        self._ok(f"+CMGR: {status},,{_tpdu_length(stored.pdu)}\r\n{stored.pdu}")
 
     def _list_stored(self) -> None:
         lines = []
         for index, stored in sorted(self._storage.items()):
-            tpdu_len = len(stored.pdu) // 2 - 1 - int(stored.pdu[:2], 16)
+            tpdu_len = _tpdu_length(stored.pdu)
             lines.append(f"+CMGL: {index},{1 if stored.read else 0},,{tpdu_len}\r\n{stored.pdu}")
             stored.read = True
         self._ok(*lines)
 
     def _submit(self, pdu: str, length: int, at: float) -> None:
+        answer = True
         if self.fail_sends:
-            self._reply(f"\r\n{self.fail_sends.popleft()}\r\n")
-            return
+            result = self.fail_sends.popleft()
+            if result not in ("OK", ""):
+                self._reply(f"\r\n{result}\r\n")
+                return
+            answer = result == "OK"  # "": sent, but the answer is lost
         if not self.registered:
             self._reply("\r\n+CMS ERROR: 331\r\n")  # no network service
             return
@@ -348,4 +365,5 @@ class GsmModemEmulator:
                 ordered = sorted(collected, key=lambda p: p.concat[2] if p.concat else 0)
                 del self._concat[key]
                 self.sent.append(SentSms(to, "".join(p.text for p in ordered), tuple(ordered)))
-        self._reply(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")
+        if answer:
+            self._reply(f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n")

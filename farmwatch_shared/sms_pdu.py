@@ -215,48 +215,79 @@ class DeliverPdu:
     """Service-centre time stamp as ``YYMMDDhhmmss±qq`` (quarter hours)."""
     concat: tuple[int, int, int] | None = None
     """(reference, total, index) when the message is a part of a longer one."""
+    numeric_sender: bool = True
+    """The originator is a phone number (type of number international, national or unknown,
+    digits only); False for an alphanumeric sender ID, which anybody can set to any text."""
 
 
-def _decode_address(data: bytes, pos: int) -> tuple[str, int]:
+TON_ALPHANUMERIC: Final = 5
+_NUMERIC_TONS: Final = (0, 1, 2)  # unknown, international, national
+
+
+def _decode_address(data: bytes, pos: int) -> tuple[str, bool, int]:
+    """(address, numeric, position after it) of a TP address at ``pos``."""
+    if pos + 2 > len(data):
+        raise PduError("address truncated")
     digits = data[pos]
     toa = data[pos + 1]
     octets = (digits + 1) // 2
     raw = data[pos + 2 : pos + 2 + octets]
     if len(raw) != octets:
         raise PduError("address truncated")
-    if toa & 0x70 == 0x50:  # alphanumeric sender (e.g. an operator name)
+    ton = (toa >> 4) & 0x07
+    if ton == TON_ALPHANUMERIC:  # e.g. an operator name, or a sender ID posing as a number
         septets = unpack_septets(raw, digits * 4 // 7)
-        return decode_gsm7(septets), pos + 2 + octets
+        return decode_gsm7(septets), False, pos + 2 + octets
     text = "".join(f"{b & 0x0F:X}{b >> 4:X}" for b in raw)[:digits]
-    prefix = "+" if toa & 0x70 == 0x10 else ""
-    return prefix + text, pos + 2 + octets
+    numeric = ton in _NUMERIC_TONS and text.isdigit()
+    prefix = "+" if ton == 1 else ""
+    return prefix + text, numeric, pos + 2 + octets
 
 
 def decode_deliver(pdu_hex: str) -> DeliverPdu:
-    """Decode an SMS-DELIVER PDU as a modem returns it (with its SMSC part)."""
+    """Decode an SMS-DELIVER PDU as a modem returns it (with its SMSC part).
+
+    Whatever the input (truncated, garbled, a header longer than its data), the only exception
+    raised is :class:`PduError`: a received SMS is outside input."""
+    try:
+        return _decode_deliver(pdu_hex)
+    except PduError:
+        raise
+    except (IndexError, ValueError, KeyError, OverflowError, UnicodeError) as exc:
+        raise PduError(f"malformed PDU ({type(exc).__name__}: {exc})") from None
+
+
+def _decode_deliver(pdu_hex: str) -> DeliverPdu:  # noqa: C901 - the TPDU fields in wire order
     try:
         data = bytes.fromhex(pdu_hex.strip())
-        pos = data[0] + 1  # skip the SMSC information
-        first = data[pos]
-        if first & 0x03 != 0x00:
-            raise PduError(f"not an SMS-DELIVER (first octet {first:02X})")
-        sender, pos = _decode_address(data, pos + 1)
-        dcs = data[pos + 1]
-        stamp = data[pos + 2 : pos + 9]
-        if len(stamp) != 7:
-            raise PduError("time stamp truncated")
-        timestamp = "".join(f"{b & 0x0F}{b >> 4}" for b in stamp)
-        udl = data[pos + 9]
-        ud = data[pos + 10 :]
-    except IndexError:
-        raise PduError("PDU truncated") from None
     except ValueError as exc:
-        if isinstance(exc, PduError):
-            raise
         raise PduError(f"not hex: {exc}") from None
+    if not data:
+        raise PduError("empty PDU")
+    pos = data[0] + 1  # skip the SMSC information
+    if pos >= len(data):
+        raise PduError("PDU truncated")
+    first = data[pos]
+    if first & 0x03 != 0x00:
+        raise PduError(f"not an SMS-DELIVER (first octet {first:02X})")
+    sender, numeric, pos = _decode_address(data, pos + 1)
+    if pos + 10 > len(data):
+        raise PduError("PDU truncated")
+    dcs = data[pos + 1]
+    stamp = data[pos + 2 : pos + 9]
+    timestamp = "".join(f"{b & 0x0F}{b >> 4}" for b in stamp)
+    udl = data[pos + 9]
+    ud = data[pos + 10 :]
     has_udh = bool(first & 0x40)
-    header_len = ud[0] + 1 if has_udh and ud else 0
-    concat = _concat_info(ud[1:header_len]) if has_udh else None
+    header_len = 0
+    concat = None
+    if has_udh:
+        if not ud:
+            raise PduError("user data header missing")
+        header_len = ud[0] + 1
+        if header_len > len(ud):
+            raise PduError("user data header truncated")
+        concat = _concat_info(ud[1:header_len])
     alphabet = (dcs >> 2) & 0x03 if dcs & 0xC0 == 0x00 else 0
     if alphabet == 0:
         header_septets = (header_len * 8 + 6) // 7
@@ -267,18 +298,25 @@ def decode_deliver(pdu_hex: str) -> DeliverPdu:
             raise PduError("user data shorter than its length")
         text = decode_gsm7(unpack_septets(body, count, fill))
     elif alphabet == 2:
+        if udl < header_len:
+            raise PduError("user data shorter than its header")
         body = ud[header_len:udl]
         text = body.decode("utf-16-be", "replace")
     else:
+        if udl < header_len:
+            raise PduError("user data shorter than its header")
         text = ud[header_len:udl].decode("latin-1")
-    return DeliverPdu(sender, text, timestamp, concat)
+    return DeliverPdu(sender, text, timestamp, concat, numeric)
 
 
 def _concat_info(elements: bytes) -> tuple[int, int, int] | None:
+    """(reference, total, index) from the information elements of a UDH, if present."""
     i = 0
     while i + 1 < len(elements):
         iei, length = elements[i], elements[i + 1]
         value = elements[i + 2 : i + 2 + length]
+        if len(value) != length:
+            raise PduError("information element truncated")
         if iei == 0x00 and length == 3:
             return value[0], value[1], value[2]
         if iei == 0x08 and length == 4:
@@ -287,10 +325,25 @@ def _concat_info(elements: bytes) -> tuple[int, int, int] | None:
     return None
 
 
+def encode_alphanumeric_address(name: str) -> bytes:
+    """TP address of an alphanumeric sender ID (up to 11 GSM characters), as operators and
+    bulk senders use: semi-octet count, type of address 0xD0, packed septets."""
+    septets = gsm7_septets(name)
+    if septets is None or not 0 < len(septets) <= 11:
+        raise ValueError(f"not an alphanumeric sender ID: {name!r}")
+    return bytes([(len(septets) * 7 + 3) // 4, 0xD0]) + pack_septets(septets)
+
+
 def encode_deliver(
-    sender: str, text: str, timestamp: str = "26112912000000", smsc: str = "+5294000000"
+    sender: str,
+    text: str,
+    timestamp: str = "26112912000000",
+    smsc: str = "+5294000000",
+    *,
+    alphanumeric: bool = False,
 ) -> str:
-    """An SMS-DELIVER PDU (hex, with SMSC part) as a modem would store a received message.
+    """An SMS-DELIVER PDU (hex, with SMSC part) as a modem would store a received message;
+    ``alphanumeric``: ``sender`` is a sender ID (text), not a number.
 
     Single part only; used by the modem emulator to hand messages to the code under test.
     """
@@ -303,5 +356,6 @@ def encode_deliver(
         ud = text.encode("utf-16-be")[:SINGLE_UCS2_OCTETS]
         dcs, udl = DCS_UCS2, len(ud)
     stamp = bytes(int(timestamp[i + 1] + timestamp[i], 16) for i in range(0, 14, 2))
-    tpdu = bytes([0x04]) + encode_address(sender) + bytes([0x00, dcs]) + stamp + bytes([udl]) + ud
+    address = encode_alphanumeric_address(sender) if alphanumeric else encode_address(sender)
+    tpdu = bytes([0x04]) + address + bytes([0x00, dcs]) + stamp + bytes([udl]) + ud
     return (smsc_part + tpdu).hex().upper()

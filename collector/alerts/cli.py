@@ -18,6 +18,7 @@ from collector.alerts.modem import GsmModem
 from collector.alerts.service import AlertService, make_consumer, owns_farm
 from collector.alerts.settings import AlertSettings
 from collector.alerts.store import AlertStore
+from collector.alerts.timeline import current_boot_id
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import Clock, SystemClock
 from farmwatch_shared.farm.directory import load_farm_dir
@@ -25,6 +26,7 @@ from farmwatch_shared.farm.model import FarmConfig, FarmConfigError
 from farmwatch_shared.influx import InfluxV1Writer, RetryableWriteError
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.serial_port import pyserial_factory
+from farmwatch_shared.supervisor import EX_SOFTWARE
 
 DESCRIPTION = """\
 Alertas farmwatch: evalúa las reglas de los archivos de granja y avisa por SMS (módem GSM y/o
@@ -169,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         channels=channels_list,
         clock=clock,
         problems=ProblemLog(logging.getLogger("farmwatch.alerts.problems")),
+        boot_id=current_boot_id(),
         modem=modem,
         history_writer=writer,
         holder=f"{socket.gethostname()}:{os.getpid()}",
@@ -176,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=settings.retry_max_s,
     )
-    service.run(stop)
-    return 0
+    failed = service.run(stop)
+    return EX_SOFTWARE if failed is not None else 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,21 @@
 """Two-way SMS: operators reply ``OK <n>`` to acknowledge alert n (stops reminders and
 escalation) or text ``NIVEL``/``LEVEL`` for their farm's water levels and days left. Only phone
-numbers registered as contacts are answered; anything else is logged and ignored."""
+numbers registered as contacts are answered (compared as normalised E.164 numbers; a message
+from an alphanumeric sender ID never gets here as a command, see ``service.py``); anything else
+is logged and ignored. A message whose handling fails is marked handled with outcome ``error``
+(logged once per cause): it is never retried in a loop, and the messages behind it are
+answered."""
 
 from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from collections.abc import Mapping
 
 from collector.alerts.evaluate import water_forecast
 from collector.alerts.messages import Language, finish, label_for
+from collector.alerts.privacy import mask_phone, redact
 from collector.alerts.store import AlertStore
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.farm.alert_rules import Contact, DaysLeftBelow
@@ -20,6 +26,15 @@ log = logging.getLogger(__name__)
 
 _ACK = re.compile(r"^\s*OK\s*#?\s*(\d{1,9})\s*[.!]?\s*$", re.IGNORECASE)
 _LEVEL = {"NIVEL": "es", "NIVELES": "es", "LEVEL": "en", "LEVELS": "en"}
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_SEPARATORS = re.compile(r"[\s().-]")
+
+
+def normalize_number(phone: str) -> str | None:
+    """``phone`` as an E.164 number (``+`` and digits, separators dropped), None if it is not
+    one: such a sender matches no contact."""
+    number = _SEPARATORS.sub("", phone)
+    return number if _E164.match(number) else None
 
 
 class CommandHandler:
@@ -38,20 +53,32 @@ class CommandHandler:
         self._problems = problems
 
     def _contacts(self, phone: str) -> list[tuple[FarmConfig, Contact]]:
+        number = normalize_number(phone)
+        if number is None:
+            return []
         return [
             (farm, contact)
             for farm in self._farms.values()
             for contact in farm.contacts
-            if contact.phone == phone
+            if normalize_number(contact.phone) == number
         ]
 
     def handle_pending(self) -> int:
         """Answer every stored message not handled yet; return how many were handled."""
         handled = 0
         for inbox_id, phone, text in self._store.unhandled_incoming():
-            with self._store.transaction():
-                outcome = self._handle(inbox_id, phone, text)
-                self._store.incoming_handled(inbox_id, outcome)
+            try:
+                with self._store.transaction():
+                    outcome = self._handle(inbox_id, phone, text)
+                    self._store.incoming_handled(inbox_id, outcome)
+            except sqlite3.OperationalError:
+                raise  # the store failed, not this message: stop, answer it after the restart
+            except Exception as exc:  # noqa: BLE001 - one message's failure stays with it
+                self._problems.report(
+                    f"command_failed_{type(exc).__name__}",
+                    f"SMS de {mask_phone(phone)} no atendido / not handled: {redact(str(exc))}",
+                )
+                self._store.incoming_handled(inbox_id, "error")
             handled += 1
         return handled
 
@@ -60,7 +87,7 @@ class CommandHandler:
         if not registered:
             self._problems.report(
                 "sms_from_unknown_number",
-                f"SMS de número desconocido ignorado / from unknown number …{phone[-4:]}",
+                f"SMS de número desconocido ignorado / from unknown number {mask_phone(phone)}",
             )
             return "ignored_unknown_number"
         farm, contact = registered[0]
@@ -75,7 +102,7 @@ class CommandHandler:
                 reply = f"No hay alerta {number}." if es else f"No alert {number}."
                 outcome = "ack_unknown_incident"
             elif self._store.acknowledge(number, phone, now):
-                log.info("Alerta %d reconocida / acknowledged by …%s", number, phone[-4:])
+                log.info("Alerta %d reconocida / acknowledged by %s", number, mask_phone(phone))
                 reply = (
                     f"Alerta {number} recibida, gracias. No se escalará."
                     if es

@@ -16,14 +16,24 @@ from collector.alerts.evaluate import (
 from collector.alerts.messages import AlertFacts, Notice, render
 from collector.alerts.state import step
 from collector.alerts.store import AlertStore, RuleState
+from collector.alerts.timeline import Timeline
 from farmwatch_shared.clock import Clock
-from farmwatch_shared.contract import AgentStatus, ReadingBatch, SensorKind, reading_problem
+from farmwatch_shared.contract import (
+    EARLIEST_TS_MS,
+    MAX_FUTURE_MS,
+    AgentStatus,
+    ContractError,
+    ReadingBatch,
+    SensorKind,
+    reading_problem,
+)
 from farmwatch_shared.farm.alert_rules import AlertRule, Contact, DaysLeftBelow, Silent
 from farmwatch_shared.farm.model import FarmConfig
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_MS = 600_000
+CHECKPOINT_EVERY_S = 10.0
 
 
 def recipients(farm: FarmConfig, notice: Notice, escalated: bool) -> list[Contact]:
@@ -39,7 +49,11 @@ def recipients(farm: FarmConfig, notice: Notice, escalated: bool) -> list[Contac
 
 
 class AlertEngine:
-    """Evaluates the rules of ``farms`` on readings and time. One thread uses it."""
+    """Evaluates the rules of ``farms`` on readings and time. One thread uses it.
+
+    Timestamps (readings, events, SMS rows) are wall-clock time; the durations of the state
+    machine are measured on the :class:`Timeline` (monotonic, continued across restarts of
+    boot ``boot_id``)."""
 
     def __init__(
         self,
@@ -47,6 +61,7 @@ class AlertEngine:
         farms: Mapping[str, FarmConfig],
         clock: Clock,
         problems: ProblemLog,
+        boot_id: str,
     ) -> None:
         self._store = store
         self._farms = dict(farms)
@@ -54,6 +69,8 @@ class AlertEngine:
         self._problems = problems
         self._started_ms = int(store.set_meta_once("watch_started_ms", str(clock.now_ms())))
         self._last_prune_ms = 0
+        self._timeline = Timeline(store, clock, boot_id)
+        self._last_checkpoint = clock.monotonic()
 
     @property
     def farms(self) -> Mapping[str, FarmConfig]:
@@ -66,27 +83,38 @@ class AlertEngine:
         if farm is None:
             return False
         known = {s.id: s.kind for s in farm.sensors}
+        now = self._clock.now_ms()
         rows = []
         for reading in batch.readings:
             if known.get(reading.sensor) != reading.kind:
                 self._problems.report("unknown_sensor", f"{batch.farm}/{reading.sensor}")
                 continue
-            if reading_problem(reading) is not None:
-                self._problems.report("impossible_value", f"{batch.farm}/{reading.sensor}")
+            # with the receiver's clock: a reading stamped ahead would stay the "latest" sample
+            problem = reading_problem(reading, now)
+            if problem is not None:
+                cause = problem if problem == "implausible_time" else "impossible_value"
+                self._problems.report(cause, f"{batch.farm}/{reading.sensor} ts {reading.ts}")
                 continue
             rows.append((reading.sensor, reading.ts, reading.value, reading.volume_l))
         with self._store.transaction():
             self._store.add_samples(batch.farm, rows)
-            newest = max(r.ts for r in batch.readings)
-            self._store.agent_seen(batch.farm, batch.agent, newest, online=True)
+            if rows:
+                newest = max(ts for _, ts, _, _ in rows)
+                self._store.agent_seen(batch.farm, batch.agent, newest, online=True)
         self.evaluate_farm(batch.farm)
         return True
 
     def ingest_status(self, status: AgentStatus) -> bool:
-        """Record an agent's status (its last will says ``offline``); False if not owned."""
+        """Record an agent's status (its last will says ``offline``); False if not owned.
+        Raise ContractError ``implausible_time`` for a time stamp outside what the receiver's
+        clock allows."""
         if status.farm not in self._farms:
             return False
-        ts = status.ts if status.ts is not None else self._clock.now_ms()
+        now = self._clock.now_ms()
+        ts = status.ts if status.ts is not None else now
+        if not EARLIEST_TS_MS <= ts <= now + MAX_FUTURE_MS:
+            # a sign of life stamped ahead would keep the agent "alive" until then
+            raise ContractError("implausible_time", f"{status.farm}/{status.agent} ts {ts}")
         self._store.agent_seen(status.farm, status.agent, ts, online=status.state == "online")
         self.evaluate_farm(status.farm)
         return True
@@ -96,9 +124,13 @@ class AlertEngine:
         for farm_id in self._farms:
             self.evaluate_farm(farm_id)
         now = self._clock.now_ms()
-        if now - self._last_prune_ms >= PRUNE_EVERY_MS:
+        if abs(now - self._last_prune_ms) >= PRUNE_EVERY_MS:
             self._prune(now)
             self._last_prune_ms = now
+        mono = self._clock.monotonic()
+        if mono - self._last_checkpoint >= CHECKPOINT_EVERY_S:
+            self._timeline.checkpoint()
+            self._last_checkpoint = mono
 
     def evaluate_farm(self, farm_id: str) -> None:
         """Evaluate every rule of one farm now."""
@@ -111,7 +143,7 @@ class AlertEngine:
         obs = observe(self._store, farm.farm.id, rule, now, self._started_ms)
         with self._store.transaction():
             prev = self._store.rule_state(farm.farm.id, rule.id)
-            result = step(prev, obs, now, rule)
+            result = step(prev, obs, self._timeline.now_ms(), rule)
             state = result.state
             if state == prev:
                 return

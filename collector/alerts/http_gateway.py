@@ -13,7 +13,7 @@ from urllib.parse import quote, urlencode
 import urllib3
 from pydantic import SecretStr
 
-from collector.alerts.channels import ChannelError
+from collector.alerts.channels import ChannelError, PartLedger
 
 
 class TwilioGateway:
@@ -42,18 +42,22 @@ class TwilioGateway:
             timeout=urllib3.Timeout(connect=5.0, read=timeout_s), retries=False
         )
 
-    def send(self, phone: str, text: str) -> str:
-        """Create the message; return the provider's message SID."""
+    def send(self, phone: str, text: str, ledger: PartLedger | None = None) -> str:
+        """Create the message (the provider splits it: one request, ``ledger`` unused); return
+        the provider's message SID. No response after the request went out (read timeout, the
+        connection dropped) is ``uncertain``: the provider may have created the message."""
         body = urlencode({"To": phone, "From": self._sender, "Body": text})
         try:
             response = self._http.request("POST", self._url, body=body, headers=self._headers)
+        except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError) as exc:
+            raise ChannelError("gateway_no_answer", str(exc), uncertain=True) from None
         except urllib3.exceptions.HTTPError as exc:
             raise ChannelError("gateway_unreachable", str(exc)) from None
         detail = response.data[:300].decode("utf-8", "replace")
         if response.status in (200, 201):
             try:
                 answer = json.loads(response.data)
-            except ValueError:
+            except (ValueError, RecursionError):  # accepted: only the SID is unknown
                 answer = {}
             sid = answer.get("sid") if isinstance(answer, dict) else None
             return str(sid or "?")

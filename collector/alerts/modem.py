@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import serial
 
-from collector.alerts.channels import ChannelError
+from collector.alerts.channels import ChannelError, PartLedger
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.serial_port import PortFactory, SerialPort
 from farmwatch_shared.sms_pdu import DeliverPdu, PduError, decode_deliver, encode_submit
@@ -41,6 +41,14 @@ CMS_CAUSES = {
 }
 
 
+def _index_of(header: str) -> int | None:
+    """The storage index of a ``+CMGL: <index>,...`` line, None if it has none."""
+    try:
+        return int(header.split(":", 1)[1].split(",")[0])
+    except (IndexError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class IncomingSms:
     """A message read from the modem's storage."""
@@ -49,6 +57,19 @@ class IncomingSms:
     sender: str
     text: str
     timestamp: str
+    numeric_sender: bool = True
+    """False for an alphanumeric sender ID: such a sender may not command."""
+
+
+@dataclass(frozen=True)
+class UnreadableSms:
+    """A stored or routed message that could not be decoded: kept whole for the record."""
+
+    index: int
+    """Position in the modem's storage (0: routed with ``+CMT``, never stored)."""
+    pdu: str
+    """The PDU line exactly as the modem gave it."""
+    reason: str
 
 
 class GsmModem:
@@ -76,7 +97,7 @@ class GsmModem:
         self._ready = False
         self._reference = 0
         self._announced: list[int] = []
-        self._direct: list[IncomingSms] = []
+        self._direct: list[IncomingSms | UnreadableSms] = []
         """Messages routed straight to us (``+CMT``, not stored on the SIM)."""
         self._cmt_pending = False
         self.resets_seen = 0
@@ -131,35 +152,59 @@ class GsmModem:
         """RSSI from ``AT+CSQ`` (0–31), None when unknown."""
         self._ensure_ready()
         lines = self._command("AT+CSQ", expect="+CSQ:")
-        rssi = int(lines[0].split(":")[1].split(",")[0]) if lines else 99
+        try:
+            rssi = int(lines[0].split(":")[1].split(",")[0]) if lines else 99
+        except ValueError:
+            raise ChannelError("bad_response", lines[0][:80]) from None
         return None if rssi == 99 else rssi
 
     # -- sending ----------------------------------------------------------------------------
 
-    def send(self, phone: str, text: str) -> str:
-        """Send ``text`` (as many parts as needed); return the message references.
+    def send(self, phone: str, text: str, ledger: PartLedger | None = None) -> str:
+        """Send the parts of ``text`` not yet in ``ledger`` (all of them, under a fresh
+        concatenation reference, without one); return the message references of the parts
+        sent now. Each part is recorded in the ledger as the modem confirms it (``+CMGS``).
 
         A modem that lost its settings unnoticed (PDU mode refused) is initialised again and the
-        message retried once."""
+        message retried once, from the first part not confirmed. No ``+CMGS`` after the PDU
+        went out (timeout, the port gone) raises an ``uncertain`` ChannelError naming the part:
+        the modem may have sent it."""
+        if ledger is None:
+            self._reference = (self._reference + 1) % 256
+            ledger = PartLedger(self._reference)
         try:
-            return self._send_once(phone, text)
+            return self._send_once(phone, text, ledger)
         except ChannelError as exc:
             if exc.cause != "invalid_pdu_mode_parameter":
                 raise
             log.warning("El módem perdió su configuración / modem lost its settings: again")
-            return self._send_once(phone, text)
+            return self._send_once(phone, text, ledger)
 
-    def _send_once(self, phone: str, text: str) -> str:
+    def _send_once(self, phone: str, text: str, ledger: PartLedger) -> str:
         try:
             self._ensure_ready()
-            self._reference = (self._reference + 1) % 256
+            pdus = encode_submit(phone, text, reference=ledger.reference)
             refs = []
-            for pdu in encode_submit(phone, text, reference=self._reference):
+            for index, pdu in enumerate(pdus, start=1):
+                if index in ledger.sent:
+                    continue
                 self._write(f"AT+CMGS={pdu.tpdu_length}\r".encode())
                 self._wait_prompt()
                 self._write(pdu.hex.encode("ascii") + b"\x1a")
-                lines = self._collect(self._send_timeout_s, expect="+CMGS:")
-                refs.append(lines[0].split(":")[1].strip() if lines else "?")
+                try:
+                    lines = self._collect(self._send_timeout_s, expect="+CMGS:")
+                except ChannelError as exc:
+                    if exc.cause not in ("timeout", "port_unavailable"):
+                        raise  # a final result code: the modem did not send this part
+                    raise ChannelError(
+                        exc.cause,
+                        f"part {index}/{len(pdus)}: no +CMGS after the PDU ({exc.detail})",
+                        uncertain=True,
+                        part=index,
+                    ) from None
+                ref = lines[0].split(":", 1)[1].strip() if lines else "?"
+                refs.append(ref)
+                ledger.record(index, len(pdus), ref)
             return ",".join(refs)
         except ChannelError as exc:
             if exc.cause in ("timeout", "modem_reset", "invalid_pdu_mode_parameter", "error"):
@@ -184,35 +229,55 @@ class GsmModem:
 
     # -- receiving --------------------------------------------------------------------------
 
-    def poll_incoming(
-        self, sweep: bool = False, accept: Callable[[IncomingSms], None] | None = None
+    def poll_incoming(  # noqa: C901 - one pass over +CMGL: read, hand over or reject, delete; split next
+        self,
+        sweep: bool = False,
+        accept: Callable[[IncomingSms], None] | None = None,
+        reject: Callable[[UnreadableSms], None] | None = None,
     ) -> list[IncomingSms]:
         """Messages announced with ``+CMTI`` (or all stored ones when ``sweep``); each is read
-        and deleted from the modem's storage, after ``accept`` (which stores it durably)
-        returned. Call regularly from the owning thread."""
+        and deleted from the modem's storage after ``accept`` (which stores it durably)
+        returned. A message that cannot be decoded, whatever the reason, goes to ``reject``
+        (which keeps its PDU) and is deleted too, so it neither blocks the messages behind it
+        nor comes back. Call regularly from the owning thread."""
         self._ensure_ready()
-        messages: list[IncomingSms] = []
+        found: list[IncomingSms | UnreadableSms] = []
         if sweep:
             lines = self._command("AT+CMGL=4", expect="")
             for header, pdu in itertools.pairwise(lines):
                 if header.startswith("+CMGL:"):
-                    index = int(header.split(":")[1].split(",")[0])
-                    messages.extend(self._decoded(index, pdu))
+                    index = _index_of(header)
+                    if index is None:
+                        log.warning("+CMGL ilegible / unreadable +CMGL: %r", header[:80])
+                        continue
+                    found.append(self._decoded(index, pdu))
             self._announced.clear()
         while self._announced:
             index = self._announced.pop(0)
             lines = self._command(f"AT+CMGR={index}", expect="")
             if len(lines) >= 2:
-                messages.extend(self._decoded(index, lines[1]))
-        for message in messages:
-            if accept is not None:
-                accept(message)
-            self._command(f"AT+CMGD={message.index}")
+                found.append(self._decoded(index, lines[1]))
+        messages: list[IncomingSms] = []
+        for item in found:
+            if isinstance(item, IncomingSms):
+                if accept is not None:
+                    accept(item)
+                messages.append(item)
+            else:
+                log.warning(
+                    "SMS ilegible en posición %d / unreadable SMS: %s", item.index, item.reason
+                )
+                if reject is not None:
+                    reject(item)
+            self._command(f"AT+CMGD={item.index}")
         direct, self._direct = self._direct, []
-        for message in direct:  # nothing to delete: they were never stored
-            if accept is not None:
-                accept(message)
-        messages.extend(direct)
+        for routed in direct:  # nothing to delete: they were never stored
+            if isinstance(routed, IncomingSms):
+                if accept is not None:
+                    accept(routed)
+                messages.append(routed)
+            elif reject is not None:
+                reject(routed)
         return messages
 
     def _drain(self) -> None:
@@ -221,14 +286,18 @@ class GsmModem:
         for line in self._take_lines():
             self._unsolicited(line)
 
-    def _decoded(self, index: int, pdu: str) -> list[IncomingSms]:
+    @staticmethod
+    def _decoded(index: int, pdu: str) -> IncomingSms | UnreadableSms:
+        """The message in ``pdu``, or why not: any failure to decode stays with this one SMS."""
         try:
             decoded: DeliverPdu = decode_deliver(pdu)
         except PduError as exc:
-            log.warning("SMS ilegible en posición %d / unreadable SMS: %s", index, exc)
-            self._command(f"AT+CMGD={index}")
-            return []
-        return [IncomingSms(index, decoded.sender, decoded.text, decoded.timestamp)]
+            return UnreadableSms(index, pdu, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the inbox
+            return UnreadableSms(index, pdu, f"{type(exc).__name__}: {exc}")
+        return IncomingSms(
+            index, decoded.sender, decoded.text, decoded.timestamp, decoded.numeric_sender
+        )
 
     # -- AT plumbing ------------------------------------------------------------------------
 
@@ -314,12 +383,7 @@ class GsmModem:
     def _unsolicited(self, line: str) -> bool:
         if self._cmt_pending:  # the PDU line after a "+CMT:" header
             self._cmt_pending = False
-            try:
-                sms = decode_deliver(line)
-            except PduError as exc:
-                log.warning("SMS directo ilegible / unreadable +CMT: %s", exc)
-            else:
-                self._direct.append(IncomingSms(0, sms.sender, sms.text, sms.timestamp))
+            self._direct.append(self._decoded(0, line))
             return True
         if not line.startswith(_UNSOLICITED):
             return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
@@ -22,22 +23,20 @@ from collector.alerts.commands import CommandHandler
 from collector.alerts.dispatch import Dispatcher
 from collector.alerts.engine import AlertEngine
 from collector.alerts.history import HistoryExporter
-from collector.alerts.modem import GsmModem, IncomingSms
+from collector.alerts.intake import MessageIntake
+from collector.alerts.modem import GsmModem, IncomingSms, UnreadableSms
+from collector.alerts.privacy import mask_phone
 from collector.alerts.store import AlertStore
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import (
     READINGS_SUBSCRIPTION,
     STATUS_SUBSCRIPTION,
-    AgentStatus,
-    ContractError,
-    ReadingBatch,
-    decode_message,
-    parse_topic,
 )
 from farmwatch_shared.farm.model import FarmConfig
 from farmwatch_shared.influx import PointWriter
 from farmwatch_shared.mqtt import Consumer, Delivery, MqttConsumer, MqttEndpoint
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 LEASE_NAME = "sender"
@@ -82,6 +81,7 @@ class AlertService:
         channels: Sequence[SmsChannel],
         clock: Clock,
         problems: ProblemLog,
+        boot_id: str,
         modem: GsmModem | None = None,
         history_writer: PointWriter | None = None,
         holder: str = "alerts",
@@ -96,6 +96,7 @@ class AlertService:
         self._modem = modem
         self._clock = clock
         self._problems = problems
+        self._boot_id = boot_id
         self._history_writer = history_writer
         self._holder = holder
         self._lease_ttl_ms = int(lease_ttl_s * 1000)
@@ -115,23 +116,30 @@ class AlertService:
 
     # -- threads ----------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set: wait for the lease, then evaluate and deliver."""
+    def run(self, stop: threading.Event) -> str | None:
+        """Run until ``stop`` is set: wait for the lease, then evaluate and deliver. The engine
+        and delivery loops run under one :class:`Supervisor`: if either dies, the other stops
+        too and the name and reason of the dead worker are returned (None after a clean stop);
+        the CLI then exits with ``EX_SOFTWARE``."""
         # create the database before two threads open it
         AlertStore(self._state_db, self._clock).close()
-        delivery = threading.Thread(
-            target=self._delivery_loop, args=(stop,), name="alerts-delivery", daemon=True
-        )
-        delivery.start()
+        supervisor = Supervisor("farmwatch-alerts", stop, log)
+        supervisor.start("alerts-engine", self._engine_loop)
+        supervisor.start("alerts-delivery", self._delivery_loop)
+        stop.wait()
+        supervisor.join(30.0)
+        # only now, with the modem closed, may a standby take over
         try:
-            self._engine_loop(stop)
-        finally:
-            stop.set()
-            delivery.join(30.0)
-            # only now, with the modem closed, may a standby take over
             store = AlertStore(self._state_db, self._clock)
-            store.release_lease(LEASE_NAME, self._holder)
-            store.close()
+            try:
+                store.release_lease(LEASE_NAME, self._holder)
+            finally:
+                store.close()
+        except sqlite3.Error as exc:  # the lease then expires after its TTL
+            log.error(  # noqa: TRY400 - an expected outcome at stop, not a bug: no traceback
+                "No pude soltar el turno / could not release the lease: %s", exc
+            )
+        return supervisor.failed
 
     def _engine_loop(self, stop: threading.Event) -> None:
         store = AlertStore(self._state_db, self._clock)
@@ -145,7 +153,8 @@ class AlertService:
             if stop.is_set():
                 return
             log.info("Este proceso envía las alertas / this process sends the alerts")
-            engine = AlertEngine(store, self._farms, self._clock, self._problems)
+            engine = AlertEngine(store, self._farms, self._clock, self._problems, self._boot_id)
+            intake = MessageIntake(engine, store, self._farms, self._clock, self._problems)
             self.consumer.start(self._inbox.put)
             self.leader.set()
             next_tick = 0.0
@@ -155,7 +164,7 @@ class AlertService:
                 except queue.Empty:
                     delivery = None
                 if delivery is not None:
-                    self._process(engine, delivery)
+                    intake.handle(delivery)  # never raises for the message's own sake
                     self.consumer.ack(delivery)
                     self.messages_processed += 1
                     self._wake.set()
@@ -165,28 +174,15 @@ class AlertService:
                     if not store.try_lease(
                         LEASE_NAME, self._holder, self._clock.now_ms(), self._lease_ttl_ms
                     ):
-                        log.error("Perdí el turno de envío / lost the sender lease: stopping")
-                        break
+                        raise LeaseLostError(
+                            "Perdí el turno de envío / lost the sender lease: stopping"
+                        )
                     engine.tick()
                     self._wake.set()
         finally:
             self.leader.clear()
             self.consumer.stop()
             store.close()
-
-    def _process(self, engine: AlertEngine, delivery: Delivery) -> None:
-        try:
-            farm, _, _ = parse_topic(delivery.topic)
-            if farm not in self._farms:
-                return  # another instance's farm, or no farm file here: not worth decoding
-            message = decode_message(delivery.topic, delivery.payload)
-        except ContractError as exc:
-            self._problems.report(exc.cause, f"{delivery.topic}: {exc.detail}")
-            return
-        if isinstance(message, ReadingBatch):
-            engine.ingest_batch(message)
-        elif isinstance(message, AgentStatus):
-            engine.ingest_status(message)
 
     def _delivery_loop(self, stop: threading.Event) -> None:
         store = AlertStore(self._state_db, self._clock)
@@ -227,7 +223,6 @@ class AlertService:
             if exporter is not None:
                 exporter.export()
         finally:
-            stop.set()  # if this thread dies, the whole service stops (and systemd restarts it)
             if self._modem is not None:
                 self._modem.close()
             store.close()
@@ -236,9 +231,34 @@ class AlertService:
         assert self._modem is not None
 
         def accept(sms: IncomingSms) -> None:
-            store.add_incoming(sms.sender, sms.text, sms.timestamp, self._clock.now_ms())
+            # an alphanumeric sender ID is text anybody can set: never a command
+            outcome = None if sms.numeric_sender else "ignored_not_a_number"
+            store.add_incoming(sms.sender, sms.text, sms.timestamp, self._clock.now_ms(), outcome)
+            if outcome is not None:
+                self._problems.report(
+                    "sms_from_sender_id",
+                    f"SMS de un remitente alfanumérico ignorado / from a sender ID ignored: "
+                    f"{mask_phone(sms.sender)}",
+                )
+
+        def reject(sms: UnreadableSms) -> None:
+            store.quarantine(
+                "sms",
+                f"sim:{sms.index}",
+                sms.pdu.encode("latin-1", "replace"),
+                "unreadable_sms",
+                sms.reason,
+                self._clock.now_ms(),
+            )
+            self._problems.report(
+                "unreadable_sms", f"SMS en cuarentena / quarantined: {sms.reason}"
+            )
 
         try:
-            self._modem.poll_incoming(sweep=sweep, accept=accept)
+            self._modem.poll_incoming(sweep=sweep, accept=accept, reject=reject)
         except ChannelError as exc:
             self._problems.report(f"modem_inbox_{exc.cause}", str(exc))
+
+
+class LeaseLostError(RuntimeError):
+    """Another process holds the sender lease now: this one must stop sending."""

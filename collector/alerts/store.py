@@ -1,5 +1,6 @@
-"""The alerting service's durable state in SQLite (WAL): recent samples, rule states, incidents,
-the alert event log, the SMS outbox/log, received SMS and the single-sender lease.
+"""The alerting service's durable state in SQLite (WAL, synchronous=FULL): recent samples, rule
+states, incidents, the alert event log, the SMS outbox/log, received SMS, quarantined input
+(whole MQTT payloads and SMS PDUs that could not be handled) and the single-sender lease.
 
 Every state transition is committed in the same transaction as the SMS it causes (see
 ``engine.py``), so a restart neither forgets an alert nor sends its message twice. Each thread
@@ -52,6 +53,10 @@ CREATE TABLE IF NOT EXISTS sms (
     exported INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sms_due ON sms (state, next_attempt_ms);
+CREATE TABLE IF NOT EXISTS sms_parts (
+    sms_id INTEGER NOT NULL, part INTEGER NOT NULL, channel TEXT NOT NULL, state TEXT NOT NULL,
+    reference TEXT NOT NULL DEFAULT '', ts_ms INTEGER NOT NULL, PRIMARY KEY (sms_id, part)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, phone TEXT NOT NULL, text TEXT NOT NULL,
     stamp TEXT NOT NULL, received_ms INTEGER NOT NULL, handled INTEGER NOT NULL DEFAULT 0,
@@ -61,6 +66,10 @@ CREATE TABLE IF NOT EXISTS lease (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, received_ms INTEGER NOT NULL, source TEXT NOT NULL,
+    origin TEXT NOT NULL, payload BLOB NOT NULL, cause TEXT NOT NULL, detail TEXT NOT NULL
+);
 """
 
 
@@ -128,8 +137,16 @@ class AlertStore:
                 if "locked" not in str(exc) or attempt == 199:
                     raise
                 clock.sleep(0.05)
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit is on disk when it returns. An incoming SMS is deleted from the SIM
+        # right after its row commits, and an SMS marked sent is not sent again.
+        self._db.execute("PRAGMA synchronous=FULL")
         self._depth = 0
+
+    def durability(self) -> tuple[str, str]:
+        """(journal mode, synchronous level) of this connection, e.g. ``("wal", "full")``."""
+        mode = str(self._all("PRAGMA journal_mode")[0][0]).lower()
+        level = int(self._all("PRAGMA synchronous")[0][0])
+        return mode, {0: "off", 1: "normal", 2: "full", 3: "extra"}[level]
 
     def close(self) -> None:
         """Close the connection."""
@@ -195,9 +212,12 @@ class AlertStore:
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def prune(self, farm: str, sensor: str, before_ms: int) -> None:
-        """Forget samples older than any rule looks back."""
+        """Forget samples older than any rule looks back, except the newest one of the sensor
+        (a ``silent`` rule measures from it however long ago it was)."""
         self._db.execute(
-            "DELETE FROM samples WHERE farm=? AND sensor=? AND ts<?", (farm, sensor, before_ms)
+            "DELETE FROM samples WHERE farm=? AND sensor=? AND ts<? AND ts<(SELECT MAX(ts) "
+            "FROM samples WHERE farm=? AND sensor=?)",
+            (farm, sensor, before_ms, farm, sensor),
         )
 
     def agent_seen(self, farm: str, agent: str, ts_ms: int, online: bool) -> None:
@@ -338,12 +358,18 @@ class AlertStore:
         )
         return cursor.rowcount == 1
 
-    def due_sms(self, now_ms: int, limit: int = 20) -> list[OutgoingSms]:
-        """Pending messages whose next attempt is due, oldest first."""
+    def due_sms(
+        self, now_ms: int, limit: int = 20, horizon_ms: int | None = None
+    ) -> list[OutgoingSms]:
+        """Pending messages whose next attempt is due, oldest first. With ``horizon_ms`` (the
+        longest retry delay) a next attempt further ahead than that is due too: the wall clock
+        was stepped back since it was scheduled."""
+        far = now_ms + horizon_ms if horizon_ms is not None else None
         rows = self._all(
             "SELECT id, farm, phone, text, kind, incident, attempts, created_ms FROM sms "
-            "WHERE state='pending' AND next_attempt_ms<=? ORDER BY id LIMIT ?",
-            (now_ms, limit),
+            "WHERE state='pending' AND (next_attempt_ms<=? OR next_attempt_ms>?) "
+            "ORDER BY id LIMIT ?",
+            (now_ms, far if far is not None else 2**62, limit),
         )
         return [OutgoingSms(*row) for row in rows]
 
@@ -362,6 +388,38 @@ class AlertStore:
             "state=CASE WHEN ? THEN 'failed' ELSE state END WHERE id=?",
             (next_attempt_ms, error[:500], failed, sms_id),
         )
+
+    def sms_part_sent(
+        self, sms_id: int, part: int, channel: str, reference: str, now_ms: int
+    ) -> None:
+        """A channel confirmed one part of a message (committed before the next part goes)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO sms_parts VALUES (?, ?, ?, 'sent', ?, ?)",
+            (sms_id, part, channel, reference, now_ms),
+        )
+
+    def sms_part_uncertain(self, sms_id: int, part: int, channel: str, now_ms: int) -> None:
+        """A channel may or may not have sent this part: the message stays on that channel."""
+        self._db.execute(
+            "INSERT INTO sms_parts VALUES (?, ?, ?, 'uncertain', '', ?) "
+            "ON CONFLICT (sms_id, part) DO UPDATE SET state='uncertain', ts_ms=excluded.ts_ms "
+            "WHERE state != 'sent'",
+            (sms_id, part, channel, now_ms),
+        )
+
+    def sms_progress(self, sms_id: int) -> tuple[str | None, set[int]]:
+        """(channel the message is bound to, parts confirmed sent): a message with any part
+        sent or uncertain on a channel may only go on through that channel."""
+        rows = self._all("SELECT part, channel, state FROM sms_parts WHERE sms_id=?", (sms_id,))
+        channel = str(rows[0][1]) if rows else None
+        return channel, {int(r[0]) for r in rows if r[2] == "sent"}
+
+    def sms_parts(self, sms_id: int) -> list[tuple[int, str, str]]:
+        """(part, channel, state) of a message's recorded parts."""
+        rows = self._all(
+            "SELECT part, channel, state FROM sms_parts WHERE sms_id=? ORDER BY part", (sms_id,)
+        )
+        return [(int(p), str(c), str(st)) for p, c, st in rows]
 
     def sms_log(self, farm: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
         """Messages (queued, sent, failed), oldest first."""
@@ -382,11 +440,15 @@ class AlertStore:
 
     # -- received SMS -----------------------------------------------------------------------
 
-    def add_incoming(self, phone: str, text: str, stamp: str, now_ms: int) -> int | None:
-        """Store a received message; None if this exact message was stored before."""
+    def add_incoming(
+        self, phone: str, text: str, stamp: str, now_ms: int, outcome: str | None = None
+    ) -> int | None:
+        """Store a received message; None if this exact message was stored before. With an
+        ``outcome`` it is stored as already handled (kept for the record, never answered)."""
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO inbox (phone, text, stamp, received_ms) VALUES (?, ?, ?, ?)",
-            (phone, text, stamp, now_ms),
+            "INSERT OR IGNORE INTO inbox (phone, text, stamp, received_ms, handled, outcome) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (phone, text, stamp, now_ms, int(outcome is not None), outcome),
         )
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
@@ -404,6 +466,32 @@ class AlertStore:
         cursor = self._db.execute(
             "SELECT id, phone, text, received_ms, handled, outcome FROM inbox ORDER BY id"
         )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- quarantine -------------------------------------------------------------------------
+
+    def quarantine(
+        self, source: str, origin: str, payload: bytes, cause: str, detail: str, now_ms: int
+    ) -> int:
+        """Keep input that could not be handled, whole: ``source`` ``mqtt`` (origin: the
+        topic) or ``sms`` (origin: where on the modem; payload: the PDU as received)."""
+        cursor = self._db.execute(
+            "INSERT INTO quarantine (received_ms, source, origin, payload, cause, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (now_ms, source, origin, payload, cause, detail[:2000]),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def quarantined(self, source: str | None = None) -> list[dict[str, Any]]:
+        """Quarantined input, oldest first (optionally of one source)."""
+        sql = "SELECT id, received_ms, source, origin, payload, cause, detail FROM quarantine"
+        params: tuple[Any, ...] = ()
+        if source is not None:
+            sql += " WHERE source=?"
+            params = (source,)
+        cursor = self._db.execute(sql + " ORDER BY id", params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
@@ -435,6 +523,23 @@ class AlertStore:
             )
             self._db.executemany("UPDATE sms SET exported=1 WHERE id=?", [(i,) for i in sms_ids])
 
+    def mark_export_refused(self, table: str, row_id: int, error: str) -> None:
+        """InfluxDB refuses this row for good (HTTP 400): ``exported=2``, with the error in the
+        ``export_refused`` metadata, never tried again."""
+        if table not in ("alert_events", "sms"):
+            raise ValueError(f"not an exported table: {table}")
+        with self.transaction():
+            self._db.execute(f"UPDATE {table} SET exported=2 WHERE id=?", (row_id,))
+            self.set_meta(f"export_refused/{table}/{row_id}", error[:500])
+
+    def export_refused(self) -> list[tuple[str, int]]:
+        """(table, id) of the rows InfluxDB refused."""
+        rows = self._all(
+            "SELECT 'alert_events', id FROM alert_events WHERE exported=2 UNION ALL "
+            "SELECT 'sms', id FROM sms WHERE exported=2 ORDER BY 1, 2"
+        )
+        return [(str(t), int(i)) for t, i in rows]
+
     # -- lease and metadata -----------------------------------------------------------------
 
     def try_lease(self, name: str, holder: str, now_ms: int, ttl_ms: int) -> bool:
@@ -456,6 +561,10 @@ class AlertStore:
         """A stored setting."""
         rows = self._all("SELECT value FROM meta WHERE key=?", (key,))
         return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting (replacing it)."""
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def set_meta_once(self, key: str, value: str) -> str:
         """Store ``value`` unless the key exists; return the stored value."""

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from support.alerts import modem_client, start_alerts
-from support.clocks import FrozenClock
+from support.clocks import SteppingClock
 from support.harness import farm_config, start_agent
 from support.servers import Broker, Influx
 from support.waiting import wait_for
@@ -45,7 +45,7 @@ def test_trough_drains_alert_sms_then_resolution_sms_and_history_in_influx(
     assert isinstance(trough, WaterLevelSensor)
     writer = InfluxV1Writer(influx.url, influx.database)
     writer.ensure_database()
-    clock = FrozenClock(T0)
+    clock = SteppingClock(T0)
     alerts = start_alerts(
         broker,
         {FARM: config},
@@ -119,7 +119,7 @@ def test_trough_drains_alert_sms_then_resolution_sms_and_history_in_influx(
 
 
 def _publish(
-    broker: Broker, clock: FrozenClock, values: list[tuple[int, float]], seq0: int
+    broker: Broker, clock: SteppingClock, values: list[tuple[int, float]], seq0: int
 ) -> None:
     client = broker.client(FARM, "test-publisher")
     readings = [
@@ -146,7 +146,7 @@ def _stored_until(db: Path, ts: int) -> bool:
         store.close()
 
 
-def _fire(broker: Broker, clock: FrozenClock, db: Path) -> None:
+def _fire(broker: Broker, clock: SteppingClock, db: Path) -> None:
     """Trough at 19 % at T0; 11 minutes later the shipped rule (for_s = 600) fires."""
     _publish(broker, clock, [(0, 19.0)], 0)
     wait_for(lambda: _stored_until(db, T0), what="reading stored")
@@ -157,7 +157,7 @@ def test_restart_while_the_modem_is_down_sends_the_alert_once(
     broker: Broker, tmp_path: Path, modem_emulator: GsmModemEmulator
 ) -> None:
     config = farm_config(FARM)
-    clock = FrozenClock(T0)
+    clock = SteppingClock(T0)
     db = tmp_path / "alerts.sqlite3"
     modem_emulator.registered = False
     alerts = start_alerts(broker, {FARM: config}, db, clock, modem=modem_client(modem_emulator))
@@ -190,7 +190,7 @@ def test_two_way_sms_ack_levels_and_unknown_numbers(
     config = shipped.model_copy(
         update={"alerts": [r for r in shipped.alerts if r.type != "silent"]}
     )
-    clock = FrozenClock(T0)
+    clock = SteppingClock(T0)
     alerts = start_alerts(
         broker,
         {FARM: config},
@@ -233,7 +233,7 @@ def test_only_the_lease_holder_sends(
     broker: Broker, tmp_path: Path, modem_emulator: GsmModemEmulator
 ) -> None:
     config = farm_config(FARM)
-    clock = FrozenClock(T0)
+    clock = SteppingClock(T0)
     db = tmp_path / "alerts.sqlite3"
     first = start_alerts(
         broker, {FARM: config}, db, clock, modem=modem_client(modem_emulator), holder="a"

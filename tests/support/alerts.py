@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from collector.alerts.channels import SmsChannel
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
 from collector.alerts.service import AlertService, ServiceTiming, make_consumer
+from collector.alerts.timeline import current_boot_id
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_local.services import free_port
@@ -75,6 +77,8 @@ class FakeGateway:
     requests: list[RecordedRequest] = field(default_factory=list)
     status: int = 201
     """Answer with this status (set 503 to simulate an outage)."""
+    delay_s: float = 0.0
+    """Answer this late (longer than the channel's timeout: the outcome is unknown to it)."""
 
     @property
     def url(self) -> str:
@@ -96,12 +100,16 @@ def gateway() -> Iterator[FakeGateway]:
             form = {k: v[0] for k, v in urllib.parse.parse_qs(body).items()}
             auth = base64.b64decode(self.headers.get("Authorization", "Basic ")[6:]).decode()
             status = fake.status
+            time.sleep(fake.delay_s)
             if status == 201:
                 fake.requests.append(RecordedRequest(self.path, form, auth))
                 answer: dict[str, object] = {
                     "sid": f"SM{len(fake.requests):032d}",
                     "status": "queued",
                 }
+            elif status == 400:  # Twilio quotes the number it refuses
+                to = form.get("To", "")
+                answer = {"code": 21211, "message": f"The 'To' number {to} is not valid."}
             else:
                 answer = {"code": 20500, "message": "unavailable", "status": status}
             data = json.dumps(answer).encode()
@@ -168,6 +176,7 @@ def start_alerts(
         channels=channels,
         clock=clock,
         problems=problems,
+        boot_id=current_boot_id(),
         modem=modem,
         history_writer=history_writer,
         holder=holder,

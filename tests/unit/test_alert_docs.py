@@ -62,7 +62,7 @@ def conversation(tmp_path: Path, language: Language) -> dict[str, str]:
     clock = SteppedClock(T0)
     store = AlertStore(tmp_path / f"alerts-{language}.sqlite3", clock)
     problems = ProblemLog(logging.getLogger("test.alert_docs"))
-    engine = AlertEngine(store, farms, clock, problems)
+    engine = AlertEngine(store, farms, clock, problems, "test-boot")
     level = SensorKind.WATER_LEVEL
     for step, minute in enumerate(range(0, 121, 10)):  # 2 h; the tank falls 0.5 %/h
         clock.now = T0 + minute * MINUTE

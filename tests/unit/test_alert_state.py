@@ -3,91 +3,20 @@ escalation, acknowledgement, restarts, and each rule type's condition."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from support.clocks import FrozenClock
-from support.harness import farm_config
+from support.alert_feed import ESCALATION, FARM, PRIMARY, T0, Feed, level_rule
 
 from collector.alerts.commands import CommandHandler
-from collector.alerts.engine import AlertEngine
-from collector.alerts.store import AlertStore
-from farmwatch_shared.contract import AgentStatus, Reading, ReadingBatch, SensorKind
+from farmwatch_shared.contract import AgentStatus
 from farmwatch_shared.farm.alert_rules import (
     AlertRule,
     DaysLeftBelow,
-    LevelBelow,
     LevelFallingFaster,
     RainDeficit,
     Silent,
     SoilMoistureBelow,
 )
-from farmwatch_shared.farm.model import FarmConfig
-from farmwatch_shared.problems import ProblemLog
-
-T0 = 1_795_000_000_000
-MIN = 60_000
-FARM = "oax-mixteca"
-PRIMARY, ESCALATION = "+529510000001", "+529510000002"
-
-
-class Feed:
-    """Drives an engine with readings at controlled times."""
-
-    def __init__(self, tmp_path: Path, *rules: AlertRule) -> None:
-        self.path = tmp_path / "alerts.sqlite3"
-        self.config: FarmConfig = farm_config(FARM).model_copy(update={"alerts": rules})
-        self.clock = FrozenClock(T0)
-        self.problems = ProblemLog(logging.getLogger("test.alerts"))
-        self.seq = 0
-        self.open()
-
-    def open(self) -> None:
-        self.store = AlertStore(self.path, self.clock)
-        self.engine = AlertEngine(self.store, {FARM: self.config}, self.clock, self.problems)
-
-    def restart(self) -> None:
-        self.store.close()
-        self.open()
-
-    def reading(
-        self, sensor: str, value: float, *, at_min: float, kind: str = "water_level"
-    ) -> None:
-        self.clock.now = T0 + int(at_min * MIN)
-        unit = "mm" if kind == "rain" else "%"
-        volume = value * 40.0 if kind == "water_level" else None
-        reading = Reading(
-            self.seq, sensor, SensorKind(kind), self.clock.now, value, unit, 0.0, volume
-        )
-        self.seq += 1
-        self.engine.ingest_batch(ReadingBatch(1, FARM, "pi-1", [reading]))
-
-    def tick(self, at_min: float) -> None:
-        self.clock.now = T0 + int(at_min * MIN)
-        self.engine.tick()
-
-    def sms(self, kind: str | None = None) -> list[dict[str, object]]:
-        return [m for m in self.store.sms_log(FARM) if kind is None or m["kind"] == kind]
-
-    def states(self) -> list[str]:
-        return [e["to_state"] for e in self.store.events(FARM)]
-
-
-def level_rule(**overrides: object) -> LevelBelow:
-    values: dict[str, object] = {
-        "id": "trough-low",
-        "type": "level_below",
-        "sensor": "trough-north",
-        "threshold_pct": 25,
-        "recover_above_pct": 35,
-        "for_s": 300,
-        "resolve_for_s": 120,
-        "cooldown_s": 3600,
-        "reminder_interval_s": 0,
-        "escalate_after_s": None,
-    }
-    values.update(overrides)
-    return LevelBelow.model_validate(values)
 
 
 def test_fires_after_for_s_then_resolves_after_hysteresis(tmp_path: Path) -> None:

@@ -261,6 +261,8 @@ def shipped_agent(
         batch_max_age_s=shipped.batch_max_age_s if batch_max_age_s is None else batch_max_age_s,
         compress=shipped.compress,
         inflight_window=shipped.inflight_window,
+        max_packet_bytes=shipped.max_packet_bytes,
+        commit_timeout_s=shipped.commit_timeout_s,
         status_interval_s=shipped.status_interval_s,
     )
 
@@ -306,14 +308,19 @@ def drain_outbox(stack: Stack, template: Path, workdir: Path) -> DrainRun:
     )
     stop = threading.Event()
     thread = threading.Thread(target=agent.run, args=(stop,))
+    # a subscriber, as the collector would be: without one the broker answers "no matching
+    # subscribers" and the agent keeps its readings; no collector confirms them here, so
+    # drained = the broker delivered them all
+    counter = ReadingCounter(stack)
     started = time.perf_counter()
     thread.start()
     try:
-        wait_until(lambda: outbox.backlog() == 0, 300, "outbox drained")
+        wait_until(lambda: agent.uplink.readings_acked >= backlog, 300, "outbox drained")
         elapsed = time.perf_counter() - started
     finally:
         stop.set()
         thread.join(20)
+        counter.close()
         outbox.close()
         link.close()
     return DrainRun(

@@ -1,27 +1,30 @@
 """The edge agent: microcontroller lines (reader thread) and field buses (a thread each) →
-outbox → MQTT (main thread)."""
+outbox → MQTT (uplink thread), every thread under one supervisor: no thread dies alone."""
 
 from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Sequence
 
 import paho.mqtt.client as paho
 
+from edge.batching import payload_limit
 from edge.clock_guard import ClockGuard
 from edge.committer import ReadingCommitter
-from edge.drivers.poller import BusPoller, start_pollers
+from edge.drivers.poller import BusPoller
 from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
-from edge.uplink import AckQueue, Uplink
+from edge.uplink import Confirmation, Connected, EventQueue, Puback, Uplink
 from farmwatch_shared.clock import Clock
-from farmwatch_shared.contract import AgentStatus, encode_status, status_topic
+from farmwatch_shared.contract import AgentStatus, committed_topic, encode_status, status_topic
 from farmwatch_shared.farm.model import SensorConfig
-from farmwatch_shared.mqtt import MqttEndpoint, MqttSession, Will
+from farmwatch_shared.mqtt import Delivery, MqttEndpoint, MqttSession, Will
 from farmwatch_shared.problems import ProblemLog
+from farmwatch_shared.supervisor import Supervisor
 from farmwatch_shared.version import VERSION
 
 log = logging.getLogger(__name__)
@@ -48,6 +51,8 @@ class EdgeAgent:
         batch_max_age_s: float,
         compress: bool,
         inflight_window: int,
+        max_packet_bytes: int,
+        commit_timeout_s: float,
         status_interval_s: float,
         pollers: Sequence[BusPoller] = (),
     ) -> None:
@@ -61,7 +66,8 @@ class EdgeAgent:
         self._status_topic = status_topic(farm, agent)
         self._wake = threading.Event()
         self._status_due = threading.Event()
-        self._acks: AckQueue = queue.SimpleQueue()
+        self._events: EventQueue = queue.SimpleQueue()
+        self._committed_topic = committed_topic(farm, agent)
         self.clock_guard = clock_guard
         self._boot_id = boot_id
         self._needs_clock_correction = True
@@ -70,13 +76,16 @@ class EdgeAgent:
         )
         self._pollers = tuple(pollers)
         offline = AgentStatus(v=1, farm=farm, agent=agent, state="offline", version=VERSION)
+        self._will_payload = encode_status(offline)
+        self._supervisor: Supervisor | None = None
         self.session = MqttSession(
             endpoint,
             clean_start=False,
             session_expiry_s=7 * 24 * 3600,
             max_inflight=inflight_window + 2,
-            will=Will(self._status_topic, encode_status(offline)),
-            on_connected=lambda _session: self._status_due.set(),
+            will=Will(self._status_topic, self._will_payload),
+            on_connected=self._on_connected,
+            on_message=self._on_message,
             on_published=self._on_published,
         )
         self.uplink = Uplink(
@@ -84,18 +93,36 @@ class EdgeAgent:
             agent=agent,
             outbox=outbox,
             publisher=self.session,
-            acks=self._acks,
+            events=self._events,
             clock=clock,
             problems=problems,
             batch_max_readings=batch_max_readings,
             batch_max_age_s=batch_max_age_s,
             compress=compress,
             window=inflight_window,
+            payload_limit=payload_limit(max_packet_bytes),
+            commit_timeout_s=commit_timeout_s,
         )
 
-    def _on_published(self, mid: int, accepted: bool) -> None:
-        self._acks.put((mid, accepted))
+    # MQTT network thread: only queue events for the uplink thread
+    def _on_connected(self, session: MqttSession) -> None:
+        session.subscribe([self._committed_topic])  # the collector's confirmations, QoS 1
+        self._events.put(Connected(session.session_present))
+        self._status_due.set()
         self._wake.set()
+
+    def _on_message(self, delivery: Delivery) -> None:
+        self._events.put(Confirmation(delivery.topic, delivery.payload))
+        self._wake.set()
+
+    def _on_published(self, mid: int, delivered: bool) -> None:
+        self._events.put(Puback(mid, delivered))
+        self._wake.set()
+
+    def close(self) -> None:
+        """Release what construction opened, for an agent that will not run (the buses)."""
+        for poller in self._pollers:
+            poller.close()
 
     def status(self, state: str = "online") -> AgentStatus:
         """The status this agent reports now."""
@@ -112,13 +139,30 @@ class EdgeAgent:
             clock_synced=self.clock_guard.trusted(),
         )
 
-    def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set, then publish the offline status and disconnect."""
-        reader = threading.Thread(target=self._read, args=(stop,), name="serial", daemon=True)
+    def run(self, stop: threading.Event) -> str | None:
+        """Run until ``stop`` is set, then publish the offline status and disconnect. Every
+        worker (serial reader, each bus poller, the uplink) runs under one ``Supervisor``: if
+        one dies, the agent stops; return its name and reason (None after a clean stop)."""
+        supervisor = Supervisor("farmwatch-edge", stop, log)
+        self._supervisor = supervisor
         self.session.start()
         if self._source is not None:
-            reader.start()
-        bus_threads = start_pollers(self._pollers, stop)
+            supervisor.start("serial", self._read)
+        for poller in self._pollers:
+            supervisor.start(f"bus-{poller.bus.id}", poller.run)  # closes its bus when it ends
+        supervisor.start("uplink", self._uplink)
+        while not stop.wait(0.5):
+            pass
+        supervisor.join(10.0)
+        self._publish_final_status()
+        self.session.stop()
+        return supervisor.failed
+
+    def alive(self) -> bool:
+        """Whether every worker of a running agent is alive (what "online" means)."""
+        return self._supervisor is not None and self._supervisor.alive()
+
+    def _uplink(self, stop: threading.Event) -> None:
         next_status = self._clock.monotonic() + self._status_interval_s
         while not stop.is_set():
             self._release_held_readings()
@@ -126,19 +170,13 @@ class EdgeAgent:
             now = self._clock.monotonic()
             if self.session.connected and (self._status_due.is_set() or now >= next_status):
                 self._status_due.clear()
-                self._publish_status("online")
+                self._publish_status("online" if self.alive() else "offline")
                 next_status = now + self._status_interval_s
             if not progressed:
                 self._wake.wait(0.05)
                 self._wake.clear()
-        if reader.is_alive():
-            reader.join(2.0)
-        for thread in bus_threads:
-            thread.join(5.0)  # each poller closes its bus when it stops
-        self._drain(timeout_s=2.0)
-        if self.session.connected:
-            self._publish_status("offline")
-        self.session.stop()
+        if self._supervisor is not None and self._supervisor.failed is None:
+            self._drain(timeout_s=2.0)
 
     def _release_held_readings(self) -> None:
         if not self.clock_guard.trusted():
@@ -180,8 +218,19 @@ class EdgeAgent:
                 self._wake.clear()
 
     def _publish_status(self, state: str) -> None:
-        info = self.session.publish(
-            self._status_topic, encode_status(self.status(state)), qos=1, retain=True
-        )
+        self._publish_status_payload(encode_status(self.status(state)))
+
+    def _publish_final_status(self) -> None:
+        if not self.session.connected:
+            return  # the broker publishes the last will
+        try:
+            payload = encode_status(self.status("offline"))
+        except sqlite3.Error as exc:  # the outbox that stopped the agent cannot say its backlog
+            log.warning("Estado sin contadores / status without counters: %s", exc)
+            payload = self._will_payload
+        self._publish_status_payload(payload)
+
+    def _publish_status_payload(self, payload: bytes) -> None:
+        info = self.session.publish(self._status_topic, payload, qos=1, retain=True)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             self._problems.report("status_not_queued", f"paho rc={info.rc}")

@@ -5,25 +5,37 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
+import tempfile
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from edge.agent import EdgeAgent
 from edge.clock_guard import ClockGuard, current_boot_id, ntp_sync_probe
 from edge.committer import ReadingCommitter
-from edge.drivers.poller import OutboxSink, build_pollers, check_buses
+from edge.drivers.poller import OutboxSink, build_pollers
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.settings import EdgeSettings
 from farmwatch_shared.calibration.calibrate import Calibrator
 from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
-from farmwatch_shared.clock import SystemClock
-from farmwatch_shared.farm.model import FarmConfigError, load_farm_config
+from farmwatch_shared.clock import Clock, SystemClock
+from farmwatch_shared.farm.model import (
+    AgentConfig,
+    FarmConfig,
+    FarmConfigError,
+    load_farm_config,
+)
 from farmwatch_shared.mcu_protocol import SYNC_LINE
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.serial_port import pyserial_factory
+from farmwatch_shared.supervisor import EX_SOFTWARE
 
+log = logging.getLogger(__name__)
+CONFIG_ERRORS = (ValidationError, FarmConfigError, OSError, ValueError)
+"""What a configuration that cannot run raises (a missing TLS CA file is an OSError)."""
 DESCRIPTION = """\
 Agente de campo farmwatch: lee los sensores del microcontrolador por puerto serie y publica
 las lecturas por MQTT. / farmwatch edge agent: reads the microcontroller's sensors over serial
@@ -47,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check-config",
         action="store_true",
-        help="validate settings and farm file, print a summary, and exit (0 = valid, 2 = not)",
+        help="build the agent as start-up would (settings, farm file, calibration, field buses, "
+        "broker TLS), print a summary, and exit (0 = valid, 2 = not)",
     )
     args = parser.parse_args(argv)
     overrides = {
@@ -63,36 +76,85 @@ def main(argv: list[str] | None = None) -> int:
         settings = EdgeSettings(**overrides)
         farm = load_farm_config(settings.farm_file)
         agent_cfg = farm.agent(settings.agent_id)
-        buses = check_buses(farm, agent_cfg.id)
-    except (ValidationError, FarmConfigError, OSError, ValueError) as exc:
+    except CONFIG_ERRORS as exc:
         return config_error(exc)
+    if args.check_config:
+        return _check(settings, farm, agent_cfg)
+    return _run(settings, farm, agent_cfg)
+
+
+def _check(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> int:
+    """Build the agent exactly as start-up does (against a scratch outbox), run nothing."""
+    clock = SystemClock()
+    problems = ProblemLog(logging.getLogger("farmwatch.edge.problems"), monotonic=clock.monotonic)
+    with tempfile.TemporaryDirectory(prefix="farmwatch-edge-check-") as scratch:
+        outbox = Outbox(Path(scratch) / "outbox.sqlite3", settings.outbox_max_readings)
+        try:
+            agent = build_agent(settings, farm, agent_cfg, outbox, clock, problems)
+        except CONFIG_ERRORS as exc:
+            return config_error(exc)
+        finally:
+            outbox.close()
+        agent.close()
     sensors = farm.sensors_of(agent_cfg.id)
     port = settings.serial_port or agent_cfg.serial_port
-    if args.check_config:
-        print(
-            f"Configuración válida / configuration valid: farm {farm.farm.id}, agent "
-            f"{agent_cfg.id}, {len(sensors)} sensors on {port} and {len(buses)} field buses, "
-            f"broker "
-            f"{settings.mqtt_host}:{settings.mqtt_port}"
-        )
-        return 0
+    print(
+        f"Configuración válida / configuration valid: farm {farm.farm.id}, agent "
+        f"{agent_cfg.id}, {len(sensors)} sensors on {port} and "
+        f"{len(farm.buses_of(agent_cfg.id))} field buses, broker "
+        f"{settings.mqtt_host}:{settings.mqtt_port}"
+        f"{' (TLS)' if settings.mqtt_tls_ca_file is not None else ''}"
+    )
+    warning = settings.cleartext_warning()
+    if warning is not None:
+        print(f"Aviso / warning: {warning}")
+    return 0
 
+
+def _run(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> int:
     setup_logging(settings.log_level)
     stop = stop_on_signals()
     clock = SystemClock()
     problems = ProblemLog(logging.getLogger("farmwatch.edge.problems"), monotonic=clock.monotonic)
-    outbox = Outbox(settings.outbox_path, settings.outbox_max_readings)
+    try:
+        outbox = Outbox(settings.outbox_path, settings.outbox_max_readings)
+    except (OSError, sqlite3.Error) as exc:
+        return config_error(exc)
+    try:
+        agent = build_agent(settings, farm, agent_cfg, outbox, clock, problems)
+    except CONFIG_ERRORS as exc:
+        outbox.close()
+        return config_error(exc)
+    warning = settings.cleartext_warning()
+    if warning is not None:
+        log.warning(warning)
+    log.info(
+        "Agente iniciado / agent started: %s/%s pid %d", farm.farm.id, agent_cfg.id, os.getpid()
+    )
+    failure = agent.run(stop)
+    if failure is not None:
+        return EX_SOFTWARE  # the supervisor logged which worker died; systemd restarts us
+    outbox.close()
+    return 0
+
+
+def build_agent(
+    settings: EdgeSettings,
+    farm: FarmConfig,
+    agent_cfg: AgentConfig,
+    outbox: Outbox,
+    clock: Clock,
+    problems: ProblemLog,
+) -> EdgeAgent:
+    """The agent ``farmwatch-edge`` runs, built from its configuration; raises what a bad
+    configuration raises (``CONFIG_ERRORS``), with nothing started or opened yet."""
     guard = ClockGuard(clock, ntp_sync_probe if settings.clock_check == "ntp" else None)
     boot_id = current_boot_id()
-    committer = ReadingCommitter(
-        outbox,
-        clock,
-        problems,
-        Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves)),
-        guard.trusted,
-        boot_id,
-    )
-    sink = OutboxSink(sensors, committer)
+    calibrator = Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves))
+    committer = ReadingCommitter(outbox, clock, problems, calibrator, guard.trusted, boot_id)
+    sensors = farm.sensors_of(agent_cfg.id)
+    pollers = build_pollers(farm, agent_cfg.id, OutboxSink(sensors, committer), clock, problems)
+    port = settings.serial_port or agent_cfg.serial_port
     source = None
     if any(s.source is None for s in sensors):
         source = SerialLineSource(
@@ -101,31 +163,32 @@ def main(argv: list[str] | None = None) -> int:
             name=port,
             greeting=SYNC_LINE,
         )
-    agent = EdgeAgent(
-        farm=farm.farm.id,
-        agent=agent_cfg.id,
-        sensors=sensors,
-        outbox=outbox,
-        source=source,
-        endpoint=settings.mqtt_endpoint(f"farmwatch-edge-{farm.farm.id}-{agent_cfg.id}"),
-        clock=clock,
-        problems=problems,
-        batch_max_readings=settings.batch_max_readings,
-        batch_max_age_s=settings.batch_max_age_s,
-        compress=settings.compress,
-        inflight_window=settings.inflight_window,
-        clock_guard=guard,
-        boot_id=boot_id,
-        committer=committer,
-        pollers=build_pollers(farm, agent_cfg.id, sink, clock, problems),
-        status_interval_s=settings.status_interval_s,
-    )
-    logging.getLogger(__name__).info(
-        "Agente iniciado / agent started: %s/%s pid %d", farm.farm.id, agent_cfg.id, os.getpid()
-    )
-    agent.run(stop)
-    outbox.close()
-    return 0
+    try:
+        return EdgeAgent(
+            farm=farm.farm.id,
+            agent=agent_cfg.id,
+            sensors=sensors,
+            outbox=outbox,
+            source=source,
+            endpoint=settings.mqtt_endpoint(f"farmwatch-edge-{farm.farm.id}-{agent_cfg.id}"),
+            clock=clock,
+            problems=problems,
+            batch_max_readings=settings.batch_max_readings,
+            batch_max_age_s=settings.batch_max_age_s,
+            compress=settings.compress,
+            inflight_window=settings.inflight_window,
+            max_packet_bytes=settings.max_packet_bytes,
+            commit_timeout_s=settings.commit_timeout_s,
+            clock_guard=guard,
+            boot_id=boot_id,
+            committer=committer,
+            pollers=pollers,
+            status_interval_s=settings.status_interval_s,
+        )
+    except BaseException:
+        for poller in pollers:
+            poller.close()
+        raise
 
 
 if __name__ == "__main__":

@@ -2,7 +2,12 @@
 (microcontroller lines and field-bus drivers alike). It calibrates (``Calibrator``: records in
 force at the sample's time, rain from counters, vessel geometry), refuses impossible values,
 keeps timestamps unique per sensor, and commits the ``Reading`` or quarantines the input, with
-the sensor's new ``SensorState`` in the same transaction."""
+the sensor's new ``SensorState`` in the same transaction.
+
+Each sample is isolated: whatever goes wrong while calibrating or checking it (a value no table
+expected, a bug in a curve) quarantines that sample and the source goes on. What goes wrong
+while storing (the outbox's disk) is not the sample's fault: it propagates, and the agent's
+supervisor stops the agent."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from collections.abc import Callable
 
 from edge.drivers.base import RawSample
 from edge.outbox import Held, McuPosition, Outbox, StateUpdate
-from farmwatch_shared.calibration.calibrate import Calibrator, SensorState
+from farmwatch_shared.calibration.calibrate import Calibrated, Calibrator, SensorState
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import UNITS, Reading, ReadingFlag, reading_problem
 from farmwatch_shared.farm.model import SensorConfig
@@ -64,14 +69,33 @@ class ReadingCommitter:
         previous = self._outbox.sensor_state(sensor.id)
         ts = _unique_ts(previous, sample.ts_ms)
         boot = None if position is None else position.boot
-        calibrated = self._calibrator.calibrate(sensor, sample.raw, ts, previous, boot)
-        state = StateUpdate({sensor.id: SensorState(ts, calibrated.counter)}, position)
-        if calibrated.refused is not None:
-            self.refuse(calibrated.refused, f"{sensor.id}: counter {sample.raw}", state)
+        try:
+            calibrated = self._calibrator.calibrate(sensor, sample.raw, ts, previous, boot)
+            state = StateUpdate({sensor.id: SensorState(ts, calibrated.counter)}, position)
+            if calibrated.refused is not None:
+                self.refuse(calibrated.refused, f"{sensor.id}: raw {sample.raw}", state)
+                return None
+            reading = self._reading(sensor, sample, ts, calibrated)
+            problem = reading_problem(reading)
+        except Exception as exc:  # noqa: BLE001 - isolate the sample: any conversion error
+            # quarantines it (the sensor keeps its previous baseline) and the source goes on
+            kept = StateUpdate({sensor.id: SensorState(ts, previous.counter)}, position)
+            detail = f"{sensor.id}: raw {sample.raw!r}: {type(exc).__name__}: {exc}"
+            self.refuse("calibration_failed", detail, kept)
             return None
+        if problem is not None:
+            detail = f"{sensor.id}: raw {sample.raw} → {reading.value} {reading.unit}"
+            self.refuse(f"impossible_{problem}", detail, state)
+            return None
+        held = Held(sample.mono_ms, self._boot_id) if reading.flags else None
+        return self._outbox.add(reading, state, held)
+
+    def _reading(
+        self, sensor: SensorConfig, sample: RawSample, ts: int, calibrated: Calibrated
+    ) -> Reading:
         flags = 0 if self._clock_trusted() else ReadingFlag.CLOCK_UNSYNCED
         volume = calibrated.volume_l
-        reading = Reading(
+        return Reading(
             seq=0,  # the outbox numbers it
             sensor=sensor.id,
             kind=sensor.kind,
@@ -82,13 +106,6 @@ class ReadingCommitter:
             volume_l=None if volume is None else round(volume, 2),
             flags=flags,
         )
-        problem = reading_problem(reading)
-        if problem is not None:
-            detail = f"{sensor.id}: raw {sample.raw} → {reading.value} {reading.unit}"
-            self.refuse(f"impossible_{problem}", detail, state)
-            return None
-        held = Held(sample.mono_ms, self._boot_id) if flags else None
-        return self._outbox.add(reading, state, held)
 
 
 def _unique_ts(previous: SensorState, ts: int) -> int:

@@ -9,6 +9,12 @@ after the gap is filled; the agent asks for that at once with ``$S``. The last c
 ``(boot, seq)`` (``McuPosition``) is stored with each reading in one transaction, so a resend
 of a committed sample is acknowledged again, never stored twice. Bad input (framing, checksum,
 unknown channel, impossible value) is counted, logged once per cause, quarantined, and skipped.
+
+A hello that says samples were overwritten (``oldest`` above the next expected sample) is only a
+claim: the position skips to ``oldest`` when the sample with that very ``seq`` arrives, so a
+wrong hello can never make the agent acknowledge samples it did not store. Within a known boot
+the skipped samples must also fit the hello's ``overflowed`` count, or the hello is refused as
+``mcu_bad_hello``.
 """
 
 from __future__ import annotations
@@ -53,10 +59,16 @@ class McuLink:
         self._committer = committer
         self._last_sync = -SYNC_INTERVAL_S
         self.last_hello: McuHello | None = None
+        self._claim: tuple[int, int] | None = None
+        """(boot, oldest) of the last hello that said samples were overwritten."""
 
     def handle(self, item: bytes | LineError) -> bytes | None:
         """Process one line from the serial port; return the line to answer with, if any."""
-        frame = parse_line(item) if isinstance(item, bytes) else item
+        try:
+            frame = parse_line(item) if isinstance(item, bytes) else item
+        except Exception as exc:  # noqa: BLE001 - a line the parser did not foresee is refused
+            self._refuse("unparseable", f"{item!r:.80}: {type(exc).__name__}: {exc}")
+            return None
         if isinstance(frame, LineError):
             self._refuse(frame.cause, repr(frame.line[:80]))
             return None
@@ -77,29 +89,41 @@ class McuLink:
                 frame.interval_s,
             )
         self.last_hello = frame
+        self._claim = None
         stored = self._outbox.mcu_position()
-        new_boot = stored.boot != frame.boot
-        last_seq = -1 if new_boot else stored.seq  # a new boot counts from 0
-        if frame.oldest > last_seq + 1:
-            self._problems.report(
-                "mcu_overflow",
-                f"el microcontrolador perdió lecturas / the microcontroller overwrote "
-                f"{frame.oldest - last_seq - 1} unacknowledged samples (boot {frame.boot})",
-            )
-        if new_boot or frame.oldest > last_seq + 1:
-            self._outbox.set_mcu_position(McuPosition(frame.boot, max(last_seq, frame.oldest - 1)))
+        if stored.boot == frame.boot:
+            skipped = frame.oldest - stored.seq - 1
+            if skipped > frame.overflowed:
+                # the samples in between can only have been overwritten, and it says it
+                # overwrote fewer: an impossible hello, never a reason to skip samples
+                self._problems.report(
+                    "mcu_bad_hello",
+                    f"hello: boot {frame.boot} oldest {frame.oldest} overflowed "
+                    f"{frame.overflowed}, last committed seq {stored.seq}",
+                )
+                return
+            if skipped <= 0:
+                return
+        elif frame.oldest == 0:
+            return  # a new boot from its first sample: nothing to skip
+        # A claim only: the position moves when the sample at ``oldest`` arrives (``_reading``)
+        self._claim = (frame.boot, frame.oldest)
 
     def _reading(self, frame: McuReading) -> bytes | None:
         stored = self._outbox.mcu_position()
-        last_seq = stored.seq
-        if stored.boot != frame.boot:
-            if frame.seq != 0:
-                return self._out_of_order(frame, "unknown boot")
-            last_seq = -1
+        last_seq = stored.seq if stored.boot == frame.boot else -1  # a new boot counts from 0
         if frame.seq <= last_seq:
             return ack_line(frame.boot, frame.seq)  # a resend of a committed sample
         if frame.seq > last_seq + 1:
-            return self._out_of_order(frame, f"expected seq {last_seq + 1}")
+            if self._claim != (frame.boot, frame.seq):
+                why = "unknown boot" if stored.boot != frame.boot else f"expected {last_seq + 1}"
+                return self._out_of_order(frame, why)
+            self._claim = None
+            self._problems.report(
+                "mcu_overflow",
+                f"el microcontrolador perdió lecturas / the microcontroller overwrote "
+                f"{frame.seq - last_seq - 1} unacknowledged samples (boot {frame.boot})",
+            )
         position = McuPosition(frame.boot, frame.seq)
         sensor = self._by_channel.get(frame.channel)
         if sensor is None:

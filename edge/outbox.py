@@ -1,7 +1,8 @@
 """Durable, bounded outbox of readings on disk (SQLite, WAL, synchronous=FULL).
 
-A reading is committed here, with its sequence number, before anything is published; it is
-deleted only when the broker acknowledged the message that carried it. When the bound is reached
+A reading is committed here, with its sequence number, before anything is published; when the
+broker acknowledged the message that carried it as delivered it is marked ``sent``, and it is
+deleted only when the collector confirms it stored it (``commit``). When the bound is reached
 the oldest readings are dropped and counted. The state kept between inputs (each sensor's
 ``SensorState``, the microcontroller stream's ``McuPosition``) is written in the same transaction
 as the reading or quarantined input it goes with. Thread-safe (one connection behind a lock).
@@ -12,7 +13,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import msgspec
 
 from farmwatch_shared.calibration.calibrate import SensorState
 from farmwatch_shared.calibration.rain import CounterSample
-from farmwatch_shared.contract import Reading, ReadingFlag, SensorKind
+from farmwatch_shared.contract import Reading, ReadingFlag, SensorKind, SeqRange
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS readings (
     volume_l REAL,
     flags INTEGER NOT NULL DEFAULT 0,
     mono_ms INTEGER,
-    boot_id TEXT
+    boot_id TEXT,
+    sent INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sensor_state (key TEXT PRIMARY KEY, value REAL NOT NULL);
@@ -120,7 +122,7 @@ def _state_rows(update: StateUpdate) -> tuple[list[tuple[str, float]], list[str]
 
 
 class Outbox:
-    """The agent's on-disk queue of readings not yet acknowledged by the broker."""
+    """The agent's on-disk queue of readings not yet confirmed stored by the collector."""
 
     def __init__(self, path: Path, max_readings: int) -> None:
         if max_readings < 1:
@@ -132,6 +134,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(readings)")}
+        if "sent" not in columns:  # an outbox of an earlier release: nothing of it was confirmed
+            self._db.execute("ALTER TABLE readings ADD COLUMN sent INTEGER NOT NULL DEFAULT 0")
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('next_seq', 0), ('dropped', 0)")
         (self._count,) = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()
 
@@ -214,17 +219,82 @@ class Outbox:
             ).fetchall()
         return [_reading(row) for row in rows]
 
-    def delete(self, seqs: Iterable[int]) -> None:
-        """Forget readings the broker acknowledged."""
+    def unsent_after(self, seq: int, limit: int) -> list[Reading]:
+        """Like ``after``, without the readings already sent (waiting for confirmation)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM readings WHERE seq > ? AND (flags & ?) = 0 AND sent = 0 "
+                "ORDER BY seq LIMIT ?",
+                (seq, ReadingFlag.CLOCK_UNSYNCED, limit),
+            ).fetchall()
+        return [_reading(row) for row in rows]
+
+    def in_ranges(self, ranges: Sequence[SeqRange], limit: int) -> list[Reading]:
+        """Up to ``limit`` readings still held within the inclusive seq ``ranges``, oldest
+        first (except those held until the clock is trusted)."""
+        found: list[Reading] = []
+        with self._lock:
+            for first, last in sorted(ranges):
+                rows = self._db.execute(
+                    f"SELECT {_COLUMNS} FROM readings WHERE seq BETWEEN ? AND ? "
+                    "AND (flags & ?) = 0 ORDER BY seq LIMIT ?",
+                    (first, last, ReadingFlag.CLOCK_UNSYNCED, limit - len(found)),
+                ).fetchall()
+                found += [_reading(row) for row in rows]
+                if len(found) >= limit:
+                    break
+        return found
+
+    def count_in(self, ranges: Sequence[SeqRange]) -> int:
+        """How many readings are still held within the inclusive seq ``ranges``."""
+        with self._lock:
+            return sum(
+                int(
+                    self._db.execute(
+                        "SELECT COUNT(*) FROM readings WHERE seq BETWEEN ? AND ?", (first, last)
+                    ).fetchone()[0]
+                )
+                for first, last in ranges
+            )
+
+    def mark_sent(self, seqs: Iterable[int]) -> None:
+        """The broker delivered these readings: they wait for the collector's confirmation."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            deleted = self._db.executemany(
-                "DELETE FROM readings WHERE seq=?", [(s,) for s in seqs]
-            ).rowcount
+            self._db.executemany("UPDATE readings SET sent = 1 WHERE seq = ?", [(s,) for s in seqs])
+
+    def mark_unsent_all(self) -> int:
+        """Every sent reading is to be sent again (the broker lost them); return how many."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            return int(self._db.execute("UPDATE readings SET sent = 0 WHERE sent = 1").rowcount)
+
+    def sent_ranges(self) -> list[SeqRange]:
+        """Inclusive seq ranges of the readings sent and not yet confirmed."""
+        ranges: list[SeqRange] = []
+        with self._lock:
+            for (seq,) in self._db.execute("SELECT seq FROM readings WHERE sent = 1 ORDER BY seq"):
+                if ranges and ranges[-1][1] == seq - 1:
+                    ranges[-1] = (ranges[-1][0], seq)
+                else:
+                    ranges.append((seq, seq))
+        return ranges
+
+    def commit(self, ranges: Iterable[SeqRange]) -> int:
+        """Forget the readings the collector confirmed stored (inclusive seq ``ranges``, sent
+        or not); return how many were still held."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            deleted = 0
+            for first, last in ranges:
+                deleted += self._db.execute(
+                    "DELETE FROM readings WHERE seq BETWEEN ? AND ?", (first, last)
+                ).rowcount
             self._count -= deleted
+        return deleted
 
     def backlog(self) -> int:
-        """Readings held (not yet acknowledged)."""
+        """Readings held (not yet confirmed stored by the collector)."""
         with self._lock:
             return int(self._count)
 

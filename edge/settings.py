@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edge.batching import max_uncompressed_readings
+from edge.uplink import COMMIT_TIMEOUT_MAX_S
 from farmwatch_shared.settings import MqttSettings
 
 
@@ -27,10 +29,28 @@ class EdgeSettings(BaseSettings, MqttSettings):
     batch_max_readings: int = Field(default=200, ge=1, le=5000)
     batch_max_age_s: float = Field(default=60.0, gt=0)
     compress: bool = True
+    max_packet_bytes: int = Field(default=256 * 1024, ge=4096, le=268_435_455)
+    """Largest MQTT packet the broker accepts (Mosquitto's ``max_packet_size``, 300000 in
+    deploy/mosquitto, with headroom): batches are cut by encoded size to fit it."""
+    commit_timeout_s: float = Field(default=300.0, gt=0, le=COMMIT_TIMEOUT_MAX_S)
+    """A batch the broker acknowledged but the collector has not confirmed stored after this
+    long is sent again (then after 2×, 4×… up to an hour)."""
     inflight_window: int = Field(default=8, ge=1, le=1000)
     status_interval_s: float = Field(default=300.0, gt=0)
     clock_check: Literal["plausible", "ntp"] = "plausible"
-    """"ntp" on a Pi without a real-time clock: hold readings until NTP synchronised the clock
-    (systemd-timesyncd or the kernel say so); "plausible" only refuses a time before this
-    release."""
+    """"ntp" on a Pi without a real-time clock (what deploy/install-edge.sh sets): hold readings
+    until NTP synchronised the clock (systemd-timesyncd or the kernel say so), since
+    fake-hwclock restores a stale but plausible time after a power cut; "plausible" only
+    refuses a time before this release."""
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _batches_fit(self) -> EdgeSettings:
+        fits = max_uncompressed_readings(self.max_packet_bytes)
+        if not self.compress and self.batch_max_readings > fits:
+            raise ValueError(
+                f"compress=false: {self.batch_max_readings} readings (batch_max_readings) do "
+                f"not fit in one message of max_packet_bytes={self.max_packet_bytes}; at most "
+                f"{fits} do: lower batch_max_readings or set compress=true"
+            )
+        return self

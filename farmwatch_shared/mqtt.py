@@ -53,7 +53,9 @@ class Delivery:
 DeliveryHandler = Callable[[Delivery], None]
 """Called from the network thread with each message received: keep it short (enqueue)."""
 PublishHandler = Callable[[int, bool], None]
-"""Called from the network thread with (mid, accepted) when the broker acknowledged a publish."""
+"""Called from the network thread with (mid, delivered) when the broker acknowledged a publish:
+``delivered`` only for reason 0 (success); 0x10 "no matching subscribers" means nobody will
+receive the message, and every failure reason means it was not taken: both are False."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,9 @@ class MqttSession:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._ever_connected = False
+        self.session_present = False
+        """Whether the broker kept our session at the last connect (CONNACK), read in
+        ``on_connected``."""
 
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -272,6 +277,7 @@ class MqttSession:
             log.error("El broker rechazó la conexión / broker refused the connection: %s", reason)
             return
         self._backoff.reset()
+        self.session_present = bool(flags.session_present)
         self._connected.set()
         log.info(
             "Conectado al broker / connected to broker %s:%s as %s (session present: %s)",
@@ -321,7 +327,7 @@ class MqttSession:
         self, client: paho.Client, userdata: Any, mid: int, reason: Any, properties: Any
     ) -> None:
         if self._on_published is not None:
-            self._on_published(mid, not reason.is_failure)
+            self._on_published(mid, reason.value == 0)
 
 
 class Consumer(Protocol):

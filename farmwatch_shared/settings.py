@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 from farmwatch_shared.mqtt import MqttEndpoint
 
@@ -15,11 +17,27 @@ def read_secret_file(path: Path) -> SecretStr:
     return SecretStr(text.splitlines()[0] if text else "")
 
 
+Port = Annotated[int, Field(ge=1, le=65535)]
+"""A TCP port: 1–65535 (0 would mean "any free port", not a broker)."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost`` or a loopback address); other names
+    are not resolved, so they count as remote."""
+    name = host.strip().rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class MqttSettings(BaseModel):
     """MQTT connection settings; the password comes from the environment or a file."""
 
     mqtt_host: str = "localhost"
-    mqtt_port: int = 1883
+    mqtt_port: Port = 1883
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_password_file: Path | None = None
@@ -32,6 +50,17 @@ class MqttSettings(BaseModel):
         if self.mqtt_password_file is not None:
             self.mqtt_password = read_secret_file(self.mqtt_password_file)
         return self
+
+    def cleartext_warning(self) -> str | None:
+        """A warning when these settings send the password in plain text over a network (a
+        broker that is not on this machine, without TLS); None otherwise."""
+        if self.mqtt_tls_ca_file is not None or is_loopback_host(self.mqtt_host):
+            return None
+        return (
+            f"MQTT sin TLS hacia {self.mqtt_host}:{self.mqtt_port}: la contraseña viaja en claro "
+            f"/ MQTT without TLS to {self.mqtt_host}:{self.mqtt_port}: the password travels in "
+            "plain text (set mqtt_tls_ca_file and port 8883)"
+        )
 
     def mqtt_endpoint(self, client_id: str) -> MqttEndpoint:
         """The broker endpoint these settings describe."""

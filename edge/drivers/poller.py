@@ -3,8 +3,9 @@
 ``BusPoller`` (one per bus, one thread each) asks the bus's driver for the points its sensors
 need, when each device is due, and hands ``RawSample``s to a sink. ``OutboxSink`` is the sink the
 agent uses: it calibrates on the same path as microcontroller readings (the committer) and
-commits to the outbox, or quarantines. A device that fails is counted and reported; the others
-go on. ``build_pollers`` assembles it all from the farm file.
+commits to the outbox, or quarantines. A device that fails (or whose answer the driver cannot
+handle) is counted and reported; the others go on. ``build_pollers`` assembles it all from the
+farm file.
 """
 
 from __future__ import annotations
@@ -87,6 +88,14 @@ class BusPoller:
             self.failures[address] += 1
             self._problems.report("bus_io", f"{self.bus.id} ({self.bus.port}): {exc}")
             return
+        except Exception as exc:  # noqa: BLE001 - one device's answer that a driver could not
+            # handle is that device's failed poll, never the end of polling for the whole bus
+            self.failures[address] += 1
+            self._problems.report(
+                "driver_error",
+                f"{self.bus.id} dispositivo / device {address}: {type(exc).__name__}: {exc}",
+            )
+            return
         ts, mono_ms = self._clock.now_ms(), int(self._clock.monotonic() * 1000)
         for point, value in values.items():
             for sensor_id in points.get(point, ()):
@@ -156,14 +165,3 @@ def build_pollers(
         BusPoller(bus, spec.build(bus, problems, clock), sensors, sink, clock, problems)
         for bus, spec in check_buses(farm, agent_id, spec_for)
     ]
-
-
-def start_pollers(pollers: Sequence[BusPoller], stop: threading.Event) -> list[threading.Thread]:
-    """Run each poller in its own daemon thread until ``stop`` is set."""
-    threads = [
-        threading.Thread(target=p.run, args=(stop,), name=f"bus-{p.bus.id}", daemon=True)
-        for p in pollers
-    ]
-    for thread in threads:
-        thread.start()
-    return threads

@@ -7,11 +7,17 @@ into its calibrated value, for every sensor kind.
   in the sensor's state, with the cause when the tips are not believable;
 - water level: the transducer and the vessel's geometry (``vessels``).
 
+A raw value that is not a finite number (a Modbus float32 NaN, the usual sensor-fault value,
+or an infinity) is refused here, for every kind, before any table, curve or counter sees it;
+so is a rain counter that is no counter (negative, fractional, beyond its modulo). A refused
+sample never becomes a rain gauge's baseline: the previous counter sample stays.
+
 Pure: the only state (a sensor's ``SensorState``) is passed in, and what to keep is returned.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from farmwatch_shared.calibration.curves import CalibrationBook
@@ -36,9 +42,10 @@ class SensorState:
 
 @dataclass(frozen=True)
 class Calibrated:
-    """A calibrated value; ``volume_l`` for water levels. For rain gauges ``counter`` is the
-    counter sample to keep as the next baseline (kept even when refused), and ``refused`` says
-    why the tips were not believed (the value is then 0 mm)."""
+    """A calibrated value; ``volume_l`` for water levels. ``refused`` says why the sample cannot
+    be used (the value is then 0). For rain gauges ``counter`` is the counter sample to keep as
+    the next baseline: the new one when only its tips were not believed (a burst, bounce), the
+    previous one when the sample itself is no counter value."""
 
     value: float
     volume_l: float | None = None
@@ -63,10 +70,14 @@ class Calibrator:
         """Calibrate ``raw`` of ``sensor`` taken at ``ts_ms``; ``previous`` is the sensor's kept
         state, ``counter_boot`` identifies a rain gauge counter's counting run (the
         microcontroller's boot; None for counters without one)."""
+        if not math.isfinite(raw):
+            return Calibrated(value=0.0, counter=previous.counter, refused="raw_not_finite")
         if isinstance(sensor, SoilMoistureSensor):
             return Calibrated(value=self._soil_moisture_pct(sensor, raw, ts_ms))
         if isinstance(sensor, RainGauge):
-            return _rain(sensor, CounterSample(ts_ms, round(raw), counter_boot), previous)
+            if not (0 <= raw < sensor.counter_modulo and raw.is_integer()):
+                return Calibrated(value=0.0, counter=previous.counter, refused="rain_bad_counter")
+            return _rain(sensor, CounterSample(ts_ms, int(raw), counter_boot), previous)
         return _water_level(sensor, raw)
 
     def _soil_moisture_pct(self, sensor: SoilMoistureSensor, raw: float, ts_ms: int) -> float:

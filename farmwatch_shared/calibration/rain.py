@@ -10,7 +10,9 @@ Rules:
   new counter value is the rain since the reboot (never negative, never counted twice);
 - more tips than the bucket's switch can make (``min_tip_interval_ms``) are contact bounce, and
   more rain than ``max_rate_mm_h`` is not rain: such an interval is refused (0 mm, with a cause),
-  and the baseline moves on so the burst is not counted later either.
+  and the baseline moves on so the burst is not counted later either;
+- a value that is no counter (negative, fractional, beyond the modulo, not finite) is refused
+  before it gets here (``Calibrator``) and never becomes the baseline.
 """
 
 from __future__ import annotations

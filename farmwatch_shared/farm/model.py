@@ -265,7 +265,18 @@ class FarmConfig(_Frozen):
         curve_ids = {c.id for c in self.soil_curves}
         if len(curve_ids) != len(self.soil_curves):
             raise ValueError("soil curve ids must be unique")
+        starts: dict[tuple[str, int], str] = {}
         for record in self.calibrations:
+            # one instant, however its time zone is written (Z, -06:00, +00:00): one record
+            start = (record.sensor, record.effective_ms)
+            written = record.effective_from.isoformat()
+            if start in starts:
+                earlier = starts[start]
+                raise ValueError(
+                    f"calibration of {record.sensor}: two records take effect at one instant "
+                    f"({earlier} and {written}, the same time in other time zones)"
+                )
+            starts[start] = written
             if kinds.get(record.sensor) is not SensorKind.SOIL_MOISTURE:
                 raise ValueError(f"calibration names {record.sensor}, not a soil moisture sensor")
             if record.soil_curve is not None and record.soil_curve not in curve_ids:
@@ -312,10 +323,16 @@ def load_farm_config(path: Path) -> FarmConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise FarmConfigError(f"{path}: cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FarmConfigError(f"{path}: not UTF-8 text: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise FarmConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise FarmConfigError(f"{path}: not valid TOML: nested too deeply") from None
     try:
         return FarmConfig.model_validate(data, context={"farm_dir": path.absolute().parent})
+    except RecursionError:
+        raise FarmConfigError(f"{path}: nested too deeply") from None
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

@@ -75,8 +75,10 @@ def load_register_map(path: Path | Traversable) -> RegisterMap:
     """Read and validate one register map file; ValueError with the reason if it is wrong."""
     try:
         return RegisterMap.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValidationError) as exc:
         raise ValueError(f"register map {path}: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ValueError(f"register map {path}: nested too deeply") from None
 
 
 def shipped_register_maps() -> list[str]:

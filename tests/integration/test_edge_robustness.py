@@ -13,8 +13,9 @@ from support.harness import collector_settings, start_agent, start_collector
 from support.servers import Broker, Influx
 from support.waiting import wait_for
 
+from edge.batching import payload_limit
 from edge.outbox import Outbox
-from edge.uplink import AckQueue, Uplink
+from edge.uplink import EventQueue, Puback, Uplink
 from farmwatch_shared.contract import AgentStatus, Reading, SensorKind, status_topic
 from farmwatch_shared.farm.model import SoilMoistureSensor
 from farmwatch_shared.mqtt import MqttEndpoint, MqttSession
@@ -111,10 +112,10 @@ def test_a_publish_refused_by_a_full_paho_queue_is_not_lost(broker: Broker, tmp_
                 raw=float(i),
             )
         )
-    acks: AckQueue = queue.SimpleQueue()
+    events: EventQueue = queue.SimpleQueue()
 
-    def on_published(mid: int, accepted: bool) -> None:
-        acks.put((mid, accepted))
+    def on_published(mid: int, delivered: bool) -> None:
+        events.put(Puback(mid, delivered))
 
     endpoint = MqttEndpoint(
         "127.0.0.1",
@@ -137,13 +138,15 @@ def test_a_publish_refused_by_a_full_paho_queue_is_not_lost(broker: Broker, tmp_
         agent="pi-1",
         outbox=outbox,
         publisher=session,
-        acks=acks,
+        events=events,
         clock=clock,
         problems=problems,
         batch_max_readings=2,
         batch_max_age_s=0.0,
         compress=True,
         window=10,
+        payload_limit=payload_limit(256 * 1024),
+        commit_timeout_s=300.0,
     )
     watcher = broker.watch("farmwatch/v1/oax-mixteca/pi-1/readings", "test-uplink-watcher")
     try:
@@ -156,10 +159,12 @@ def test_a_publish_refused_by_a_full_paho_queue_is_not_lost(broker: Broker, tmp_
         def step() -> bool:
             session.loop_once(0.02)
             uplink.pump()
-            return outbox.backlog() == 0
+            return uplink.readings_acked == 40
 
         wait_for(step, what="every reading acknowledged")
-        assert uplink.readings_acked == 40
+        # delivered, not yet confirmed stored: all kept in the outbox, marked sent
+        assert outbox.backlog() == 40
+        assert outbox.sent_ranges() == [(0, 39)]
         wait_for(lambda: len(watcher.payloads) == 20, what="20 batches of 2 at the subscriber")
     finally:
         session.stop()

@@ -154,6 +154,8 @@ def start_agent(
     compress: bool = True,
     outbox_max: int = 1_000_000,
     clock_guard: ClockGuard | None = None,
+    commit_timeout_s: float = 300.0,
+    max_packet_bytes: int = 256 * 1024,
 ) -> RunningAgent:
     """An agent for ``farm`` reading an emulated microcontroller on a pty, wired as
     ``farmwatch-edge`` wires it (the farm's calibration records, the clock guard's trust)."""
@@ -196,6 +198,8 @@ def start_agent(
         batch_max_age_s=batch_max_age_s,
         compress=compress,
         inflight_window=4,
+        max_packet_bytes=max_packet_bytes,
+        commit_timeout_s=commit_timeout_s,
         status_interval_s=5.0,
     )
     running = RunningAgent(agent, mcu, link, outbox, problems, source)

@@ -168,3 +168,37 @@ def test_rain_is_never_negative_and_refused_tips_never_count(
             assert interval.mm == pytest.approx(interval.tips * 0.2)
     calibrated = calibrated_series(samples)
     assert [(c.value, c.refused) for c in calibrated] == [(i.mm, i.refused) for i in intervals]
+
+
+def test_a_quarantined_counter_never_becomes_the_baseline(tmp_path: Path) -> None:
+    """Issue 11, finding 11: a counter of −5 (or NaN, a fraction, beyond the modulo) is no
+    counter value; it is quarantined and the next genuine sample is measured from the last
+    genuine one (one tip: 0.2 mm)."""
+    problems = ProblemLog(logging.getLogger("test.rain.baseline"))
+    outbox = Outbox(tmp_path / "outbox.db", 100)
+
+    class Clock:
+        def now_ms(self) -> int:
+            return ms("2026-06-11T07:00:00")
+
+        def monotonic(self) -> float:
+            return 0.0
+
+        def sleep(self, seconds: float) -> None:
+            raise AssertionError("nothing waits here")
+
+    sink = OutboxSink([GAUGE], edge_committer(outbox, Clock(), problems))
+    start = ms("2026-06-11T06:00:00")
+    raws = [100.0, -5.0, 101.0, 70000.0, 101.5, float("nan"), float("inf"), 102.0]
+    for minute, raw in enumerate(raws):
+        sink(RawSample("rain", raw, start + minute * 60_000, 0))
+    assert [r.value for r in outbox.after(-1, 10)] == [0.0, 0.2, 0.2]
+    assert [cause for cause, _ in outbox.quarantined()] == [
+        "rain_bad_counter",
+        "rain_bad_counter",
+        "rain_bad_counter",
+        "raw_not_finite",
+        "raw_not_finite",
+    ]
+    assert outbox.sensor_state("rain").counter == CounterSample(start + 7 * 60_000, 102)
+    outbox.close()

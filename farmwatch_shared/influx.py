@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import urllib3
@@ -105,6 +105,32 @@ class InfluxV1Writer:
     def ensure_database(self) -> None:
         """Create the database if it does not exist (idempotent in InfluxDB 1.x)."""
         self.query(f'CREATE DATABASE "{self._database}"', method="POST")
+
+
+class InfluxQueryError(Exception):
+    """InfluxDB answered a query with an error (a bad statement, a missing measurement...)."""
+
+
+def query_rows(answer: dict[str, object]) -> list[dict[str, Any]]:
+    """The rows of an InfluxQL answer (``InfluxV1Writer.query``) as dicts: each series' columns
+    plus its GROUP BY tags, all statements and series in order. A missing database reads as no
+    rows (nothing written yet); any other error raises :class:`InfluxQueryError`."""
+    rows: list[dict[str, Any]] = []
+    results = answer.get("results", [])
+    for result in results if isinstance(results, list) else []:
+        error = result.get("error")
+        if error:
+            if str(error).startswith("database not found"):
+                continue
+            raise InfluxQueryError(str(error))
+        for series in result.get("series", []):
+            tags = series.get("tags") or {}
+            columns = series["columns"]
+            for values in series.get("values", []):
+                row = dict(zip(columns, values, strict=True))
+                row.update(tags)
+                rows.append(row)
+    return rows
 
 
 class InfluxV2Writer:

@@ -33,6 +33,7 @@ from pydantic import SecretStr
 
 from benchmarks.edge import shipped_agent
 from collector.alerts.modem import GsmModem
+from collector.alerts.modem_profiles import CLASSIC_2G
 from collector.alerts.service import AlertService, make_consumer
 from collector.alerts.timeline import current_boot_id
 from edge.outbox import Outbox
@@ -94,7 +95,7 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
     emulator = GsmModemEmulator(modem_link)
     emulator.start()
     clock = SystemClock()
-    modem = GsmModem(pyserial_factory(modem_link.path, 115200, 0.05), clock)
+    modem = GsmModem(pyserial_factory(modem_link.path, 115200, 0.05), clock, profile=CLASSIC_2G)
     service = AlertService(
         farms={FARM: config},
         state_db=workdir / "alerts.sqlite3",

@@ -1,4 +1,4 @@
-"""Emulated GSM modem on a pty: the AT command subset farmwatch uses, in PDU mode.
+"""Emulated GSM/LTE modem on a pty: the AT command subset farmwatch uses, in PDU mode.
 
 It decodes every SMS-SUBMIT it receives with its own decoder (independent of the encoder under
 test), reassembles concatenated messages, and records what a phone would display, so tests can
@@ -7,16 +7,47 @@ assert the exact text. Faults are injected by setting attributes: ``sim_present`
 ``"+CMS ERROR: 38"``), ``silent`` (answers nothing) and :meth:`reset` (power cycle).
 Incoming messages (:meth:`receive_sms`) are stored and announced with ``+CMTI``, or routed
 straight to the host with ``+CMT`` after ``AT+CNMI=2,2``.
+
+**Which module it is** (``identity``): :data:`SIM800` (the classic 2G modem, as before),
+:data:`SIM7600` (SIMCom LTE Cat-1/Cat-4) or :data:`EG25` (Quectel LTE Cat-4). Each answers
+``ATI``/``AT+CGMI``/``AT+CGMM``/``AT+CGMR`` as the module does, prints its own boot lines after
+a reset, numbers its storage from the first index its manual gives (SIM800 1, the LTE modules
+0), keeps separate ``"SM"`` (SIM) and ``"ME"`` (module) storages selected with ``AT+CPMS``
+(power-on ``"SM","SM","SM"``) and announces ``+CMTI: "<mem3>",<index>``. Only the LTE modules
+know ``AT+CEREG`` and ``AT+CESQ`` (the SIM800 answers ``ERROR``).
+
+**Which network it sees** (``network``): ``"gsm"`` registers circuit-switched (``+CREG: 0,1``)
+as before; ``"lte"`` is an LTE-only network as in Mexico after the 2G switch-off: ``+CREG:
+0,0`` (``lte_creg_stat``, e.g. 4), ``+CGREG: 0,0`` (``lte_cgreg_stat``), ``+CEREG: 0,1``
+(5 when ``roaming``), ``+CESQ: 99,99,255,255,<rsrq>,<rsrp>``; SMS still go (over SGs/IMS).
+Not ``registered``: ``+CREG: 0,2`` on GSM; ``+CREG: 0,0``, ``+CGREG: 0,0``, ``+CEREG: 0,2``
+on LTE; ``AT+CMGS`` answers ``+CMS ERROR: 331``. ``AT+CREG=<n>`` (and ``+CGREG``, ``+CEREG``)
+sets the reporting mode: the read answer becomes ``+CEREG: 2,1,"1A2B","01A2D001",7`` and a
+change made with :meth:`set_registered` is announced (``+CEREG: 1,"1A2B","01A2D001",7``);
+``urc_mode`` is the mode at power-on (as if saved in the module's NVRAM).
+
+Responses follow, byte for byte where the manuals give them: 3GPP TS 27.007 (sections 7.2
++CREG, 10.1.20 +CGREG, 10.1.22 +CEREG, 8.5 +CSQ, 8.69 +CESQ) and TS 27.005 (+CPMS, +CMGR,
++CMGL, +CMGD, +CMGS, +CNMI, +CMTI); SIMCom "SIM800 Series AT Command Manual" V1.09 and
+"SIM7500_SIM7600 Series AT Command Manual" V1.07/V2.00 (ATI; "<index> ... start with zero" in
++CMGR/+CMGL; boot ``RDY``, ``+CPIN: READY``, ``SMS DONE``, ``PB DONE``); Quectel "EC2x&EG9x&
+EG2x-G&EM05 Series AT Commands Manual" V2.0 (ATI ``Quectel``/``EG25``/``Revision: ...``; boot
+``RDY``, ``+CFUN: 1``, ``+CPIN: READY``, ``+QUSIM: 1``, ``+QIND: SMS DONE``, ``+QIND: PB
+DONE``). Simplifications: the SIM800's boot is only ``RDY`` (it also prints ``+CFUN: 1``,
+``Call Ready``, ``SMS Ready``), storage sizes are fixed (SM 50, ME 255 on the LTE modules), the
+IMEI is a test number, and no vendor command beyond these is emulated.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_shared.sms_pdu import encode_deliver
@@ -129,15 +160,96 @@ class _Stored:
     read: bool = False
 
 
+@dataclass(frozen=True)
+class ModemIdentity:
+    """What one real module says about itself and how it stores messages."""
+
+    name: str
+    manufacturer: str
+    """``AT+CGMI``."""
+    model: str
+    """``AT+CGMM``."""
+    revision: str
+    """``AT+CGMR``."""
+    ati: tuple[str, ...]
+    """``ATI`` information lines."""
+    boot: tuple[str, ...]
+    """Unsolicited lines after power-on, in order."""
+    storages: dict[str, int]
+    """``AT+CPMS`` memories and their sizes."""
+    first_index: int
+    """Index of the first storage slot."""
+    lte: bool
+    """Knows ``AT+CEREG`` and ``AT+CESQ``."""
+
+
+SIM800 = ModemIdentity(
+    name="SIM800",
+    manufacturer="SIMCOM_Ltd",
+    model="SIMCOM_SIM800",
+    revision="Revision:1418B04SIM800M32",
+    ati=("SIM800 R14.18",),
+    boot=("RDY",),
+    storages={"SM": 50},
+    first_index=1,
+    lte=False,
+)
+SIM7600 = ModemIdentity(
+    name="SIM7600G-H",
+    manufacturer="SIMCOM INCORPORATED",
+    model="SIMCOM_SIM7600G-H",
+    revision="+CGMR: LE20B04SIM7600G22",
+    ati=(
+        "Manufacturer: SIMCOM INCORPORATED",
+        "Model: SIMCOM_SIM7600G-H",
+        "Revision: SIM7600M22_V2.0",
+        "IMEI: 860000000000001",
+        "+GCAP: +CGSM",
+    ),
+    boot=("RDY", "+CPIN: READY", "SMS DONE", "PB DONE"),
+    storages={"SM": 50, "ME": 255},
+    first_index=0,
+    lte=True,
+)
+EG25 = ModemIdentity(
+    name="EG25-G",
+    manufacturer="Quectel",
+    model="EG25",
+    revision="EG25GGBR07A08M2G",
+    ati=("Quectel", "EG25", "Revision: EG25GGBR07A08M2G"),
+    boot=("RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "+QIND: PB DONE"),
+    storages={"SM": 50, "ME": 255},
+    first_index=0,
+    lte=True,
+)
+IDENTITIES = {i.name: i for i in (SIM800, SIM7600, EG25)}
+
+_REGISTRATIONS = ("CREG", "CGREG", "CEREG")
+_LOCATION = {"CREG": ('"1A2B"', '"0000A1B2"', 0), "CGREG": ('"1A2B"', '"0000A1B2"', 0)}
+_LOCATION["CEREG"] = ('"1A2B"', '"01A2D001"', 7)  # TAC, 28-bit E-UTRAN cell id, AcT E-UTRAN
+
+
 @dataclass
 class GsmModemEmulator:
     """One modem on one pty. ``start`` runs its service thread."""
 
     link: PtyLink
     monotonic: Callable[[], float] = time.monotonic
+    identity: ModemIdentity = SIM800
+    network: Literal["gsm", "lte"] = "gsm"
     sim_present: bool = True
     registered: bool = True
+    roaming: bool = False
+    lte_creg_stat: int = 0
+    """``+CREG`` stat on the LTE-only network while registered there (0; 4 "unknown")."""
+    lte_cgreg_stat: int = 0
+    urc_mode: int = 0
+    """``<n>`` of the three registration reports at power-on."""
     signal: int = 21
+    rsrp: int = 50
+    """``+CESQ`` ``<rsrp>`` on LTE (50: -91 dBm)."""
+    rsrq: int = 20
+    """``+CESQ`` ``<rsrq>`` on LTE (20: -10 dB)."""
     silent: bool = False
     fail_sends: deque[str] = field(default_factory=deque)
     """Final result codes to answer the next ``AT+CMGS`` submissions (one per part) with:
@@ -149,20 +261,25 @@ class GsmModemEmulator:
     """Every command line received (for assertions on what the client did)."""
 
     def __post_init__(self) -> None:
-        """Power-on state: echo on, text mode, no notifications, empty SIM storage."""
+        """Power-on state: echo on, text mode, no notifications, empty storages."""
         self._lock = threading.RLock()
         self._buffer = b""
-        self._echo = True
-        self._pdu_mode = False
-        self._notify = False
-        self._route = False
+        self._storage: dict[str, dict[int, _Stored]] = {m: {} for m in self.identity.storages}
+        self._power_on()
         self._pending_submit: tuple[int, float] | None = None
-        self._storage: dict[int, _Stored] = {}
         self._next_mr = 0
         self._concat: dict[tuple[str, int], list[ReceivedPart]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.resets = 0
+
+    def _power_on(self) -> None:
+        self._echo = True
+        self._pdu_mode = False
+        self._notify = False
+        self._route = False
+        self._mem = ["SM", "SM", "SM"]
+        self._urc = dict.fromkeys(_REGISTRATIONS, self.urc_mode)
 
     def start(self) -> None:
         """Serve the link in a background thread."""
@@ -176,43 +293,72 @@ class GsmModemEmulator:
             self._thread.join(2.0)
 
     def reset(self, announce: bool = True) -> None:
-        """Power cycle: settings back to defaults (echo on, text mode, no notifications);
-        ``announce=False`` loses the ``RDY`` banner, as when it came while nobody listened."""
+        """Power cycle: settings back to defaults (echo on, text mode, no notifications,
+        storage ``"SM"``); ``announce=False`` loses the boot lines (``RDY`` ...), as when they
+        came while nobody listened. Stored messages survive."""
         with self._lock:
-            self._echo, self._pdu_mode, self._notify = True, False, False
-            self._route = False
+            self._power_on()
             self._pending_submit = None
             self._buffer = b""
             self.resets += 1
             if announce:
-                self.link.write(b"\r\nRDY\r\n")
+                self.link.write("".join(f"\r\n{line}\r\n" for line in self.identity.boot).encode())
 
-    def receive_sms(self, sender: str, text: str, *, sender_id: bool = False) -> int:
+    def set_registered(self, registered: bool, *, roaming: bool | None = None) -> None:
+        """The network comes or goes (or, with ``roaming``, changes between home and
+        visited); reported with ``+CREG:``/``+CGREG:``/``+CEREG:`` unsolicited codes for each
+        report whose mode ``<n>`` is 1 or 2 and whose stat changes."""
+        with self._lock:
+            before = {source: self._stat(source) for source in _REGISTRATIONS}
+            self.registered = registered
+            if roaming is not None:
+                self.roaming = roaming
+            for source in _REGISTRATIONS:
+                stat = self._stat(source)
+                if stat is None or stat == before[source] or self._urc[source] == 0:
+                    continue
+                self.link.write(
+                    f"\r\n+{source}: {self._location(source, stat, urc=True)}\r\n".encode()
+                )
+
+    def receive_sms(
+        self, sender: str, text: str, *, sender_id: bool = False, storage: str | None = None
+    ) -> int:
         """An SMS arrives from ``sender`` (``sender_id``: an alphanumeric sender ID, which
-        anybody can set to any text): store it (SIM storage) and announce it with ``+CMTI``,
-        or, after ``AT+CNMI=2,2``, route it straight to the host with ``+CMT`` (not stored;
-        returns 0)."""
-        return self.receive_pdu(encode_deliver(sender, text, alphanumeric=sender_id))
+        anybody can set to any text): stored in the receive storage (``<mem3>``, or
+        ``storage``, as a class 2 message goes to the SIM whatever ``<mem3>`` says) and
+        announced with ``+CMTI``, or, after ``AT+CNMI=2,2``, routed straight to the host with
+        ``+CMT`` (not stored; returns -1). Returns the storage index."""
+        return self.receive_pdu(
+            encode_deliver(sender, text, alphanumeric=sender_id), storage=storage
+        )
 
-    def receive_pdu(self, pdu: str) -> int:
+    def receive_pdu(self, pdu: str, storage: str | None = None) -> int:
         """An SMS-DELIVER arrives as the PDU ``pdu`` (hex, with its SMSC part), well formed or
         not: stored and announced as :meth:`receive_sms` does."""
         with self._lock:
             tpdu_len = _tpdu_length(pdu)
-            if self._route:
+            if self._route and storage is None:
                 self.link.write(f"\r\n+CMT: ,{tpdu_len}\r\n{pdu}\r\n".encode())
-                return 0
-            index = max(self._storage, default=0) + 1
-            self._storage[index] = _Stored(pdu)
+                return -1
+            mem = storage or self._mem[2]
+            slots = self._storage[mem]
+            index = next(i for i in itertools.count(self.identity.first_index) if i not in slots)
+            slots[index] = _Stored(pdu)
             if self._notify:
-                self.link.write(f'\r\n+CMTI: "SM",{index}\r\n'.encode())
+                self.link.write(f'\r\n+CMTI: "{mem}",{index}\r\n'.encode())
             return index
 
     @property
     def stored(self) -> int:
-        """Messages in SIM storage (received and not deleted)."""
+        """Messages in storage, all memories (received and not deleted)."""
         with self._lock:
-            return len(self._storage)
+            return sum(len(slots) for slots in self._storage.values())
+
+    def stored_in(self, mem: str) -> list[int]:
+        """Indexes in use in storage ``mem``."""
+        with self._lock:
+            return sorted(self._storage[mem])
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -257,11 +403,22 @@ class GsmModemEmulator:
     def _ok(self, *lines: str) -> None:
         self._reply("".join(f"\r\n{line}\r\n" for line in lines) + "\r\nOK\r\n")
 
+    def _ok_block(self, lines: tuple[str, ...]) -> None:
+        """A multi-line information text (``ATI``): one CRLF between its lines."""
+        self._reply("\r\n" + "\r\n".join(lines) + "\r\n\r\nOK\r\n")
+
     def _command(self, line: str) -> None:
         self.commands.append(line)
         cmd = line.upper()
         if not (
-            cmd.startswith("AT") and (self._setting(cmd) or self._status(cmd) or self._sms(cmd))
+            cmd.startswith("AT")
+            and (
+                self._setting(cmd)
+                or self._identification(cmd)
+                or self._status(cmd)
+                or self._registration(cmd)
+                or self._sms(cmd)
+            )
         ):
             self._reply("\r\nERROR\r\n")
 
@@ -281,32 +438,115 @@ class GsmModemEmulator:
         self._ok()
         return True
 
-    def _status(self, cmd: str) -> bool:
-        """SIM, registration, signal; False if ``cmd`` asks none of them."""
-        if cmd == "AT+CPIN?":
-            self._ok("+CPIN: READY") if self.sim_present else self._reply("\r\n+CME ERROR: 10\r\n")
-        elif cmd == "AT+CREG?":
-            self._ok(f"+CREG: 0,{1 if self.registered and self.sim_present else 2}")
-        elif cmd == "AT+CSQ":
-            self._ok(f"+CSQ: {self.signal if self.registered else 99},99")
+    def _identification(self, cmd: str) -> bool:
+        """``ATI``, ``AT+CGMI``, ``AT+CGMM``, ``AT+CGMR``."""
+        answers = {
+            "AT+CGMI": self.identity.manufacturer,
+            "AT+CGMM": self.identity.model,
+            "AT+CGMR": self.identity.revision,
+        }
+        if cmd == "ATI":
+            self._ok_block(self.identity.ati)
+        elif cmd in answers:
+            self._ok(answers[cmd])
         else:
             return False
         return True
 
+    def _status(self, cmd: str) -> bool:
+        """SIM, signal; False if ``cmd`` asks none of them."""
+        if cmd == "AT+CPIN?":
+            self._ok("+CPIN: READY") if self.sim_present else self._reply("\r\n+CME ERROR: 10\r\n")
+        elif cmd == "AT+CSQ":
+            self._ok(f"+CSQ: {self.signal if self._registered() else 99},99")
+        elif cmd == "AT+CESQ" and self.identity.lte:
+            self._ok(f"+CESQ: {self._cesq()}")
+        else:
+            return False
+        return True
+
+    def _cesq(self) -> str:
+        """``<rxlev>,<ber>,<rscp>,<ecno>,<rsrq>,<rsrp>`` of the serving cell (27.007 8.69):
+        the fields of other access technologies are 99 / 255."""
+        if not self._registered():
+            return "99,99,255,255,255,255"
+        if self.network == "lte":
+            return f"99,99,255,255,{self.rsrq},{self.rsrp}"
+        rxlev = min(max(-113 + 2 * self.signal + 111, 0), 63)
+        return f"{rxlev},0,255,255,255,255"
+
+    def _registered(self) -> bool:
+        return self.registered and self.sim_present
+
+    def _stat(self, source: str) -> int | None:
+        """The ``<stat>`` of ``source`` now (None: this module has no such report)."""
+        if source == "CEREG" and not self.identity.lte:
+            return None
+        if self.network == "gsm":
+            if source == "CEREG":
+                return 0
+            return 1 if self._registered() else 2
+        if not self._registered():
+            return 2 if source == "CEREG" else 0
+        if source == "CEREG":
+            return 5 if self.roaming else 1
+        return self.lte_creg_stat if source == "CREG" else self.lte_cgreg_stat
+
+    def _location(self, source: str, stat: int, urc: bool) -> str:
+        """``<stat>[,<lac>,<ci>,<AcT>]`` (location only in mode 2 and while registered)."""
+        text = str(stat)
+        if self._urc[source] >= 2 and stat in (1, 5):
+            area, cell, act = _LOCATION[source]
+            text += f",{area},{cell},{act}"
+        return text if urc else f"{self._urc[source]},{text}"
+
+    def _registration(self, cmd: str) -> bool:
+        """``AT+CREG?`` / ``AT+CREG=<n>`` and the same for ``+CGREG``, ``+CEREG``."""
+        m = re.fullmatch(r"AT\+(CREG|CGREG|CEREG)(\?|=([0-2]))", cmd)
+        if m is None:
+            return False
+        source = m.group(1)
+        stat = self._stat(source)
+        if stat is None:
+            return False  # ERROR: a 2G module has no +CEREG
+        if m.group(3) is not None:
+            self._urc[source] = int(m.group(3))
+            self._ok()
+        else:
+            self._ok(f"+{source}: {self._location(source, stat, urc=False)}")
+        return True
+
     def _sms(self, cmd: str) -> bool:
-        """Send, read, delete, list; False if ``cmd`` is none of them."""
+        """Storage, send, read, delete, list; False if ``cmd`` is none of them."""
         if (m := re.fullmatch(r"AT\+CMGS=(\d+)", cmd)) is not None:
             self._prompt_for_submit(int(m.group(1)))
         elif (m := re.fullmatch(r"AT\+CMGR=(\d+)", cmd)) is not None:
             self._read_stored(int(m.group(1)))
         elif (m := re.fullmatch(r"AT\+CMGD=(\d+)(,\d)?", cmd)) is not None:
-            self._storage.pop(int(m.group(1)), None)
+            self._storage[self._mem[0]].pop(int(m.group(1)), None)
             self._ok()
         elif cmd == "AT+CMGL=4":
             self._list_stored()
+        elif cmd == "AT+CPMS?":
+            self._ok("+CPMS: " + ",".join(f'"{m}",{self._usage(m)}' for m in self._mem))
+        elif cmd.startswith("AT+CPMS="):
+            self._select_storage(cmd.removeprefix("AT+CPMS="))
         else:
             return False
         return True
+
+    def _usage(self, mem: str) -> str:
+        return f"{len(self._storage[mem])},{self.identity.storages[mem]}"
+
+    def _select_storage(self, arguments: str) -> None:
+        """``AT+CPMS=<mem1>[,<mem2>[,<mem3>]]`` (27.005 3.2.2): answers the usage of the three
+        memories; an unknown memory is ``+CMS ERROR: 302``."""
+        mems = [a.strip().strip('"') for a in arguments.split(",")]
+        if not 1 <= len(mems) <= 3 or any(m not in self.identity.storages for m in mems):
+            self._reply("\r\n+CMS ERROR: 302\r\n")
+            return
+        self._mem[: len(mems)] = mems
+        self._ok("+CPMS: " + ",".join(self._usage(m) for m in self._mem))
 
     def _prompt_for_submit(self, length: int) -> None:
         if not self._pdu_mode:
@@ -318,7 +558,7 @@ class GsmModemEmulator:
             self._reply("\r\n> ")
 
     def _read_stored(self, index: int) -> None:
-        stored = self._storage.get(index)
+        stored = self._storage[self._mem[0]].get(index)
         if stored is None:
             self._reply("\r\n+CMS ERROR: 321\r\n")
             return
@@ -328,7 +568,7 @@ class GsmModemEmulator:
 
     def _list_stored(self) -> None:
         lines = []
-        for index, stored in sorted(self._storage.items()):
+        for index, stored in sorted(self._storage[self._mem[0]].items()):
             tpdu_len = _tpdu_length(stored.pdu)
             lines.append(f"+CMGL: {index},{1 if stored.read else 0},,{tpdu_len}\r\n{stored.pdu}")
             stored.read = True

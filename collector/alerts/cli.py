@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from collector.alerts.channels import SmsChannel
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
-from collector.alerts.service import AlertService, make_consumer, owns_farm
+from collector.alerts.modem_profiles import AUTO, PROFILES, profile_choice
+from collector.alerts.service import AlertService, ServiceTiming, make_consumer, owns_farm
 from collector.alerts.settings import AlertSettings
 from collector.alerts.store import AlertStore
 from collector.alerts.timeline import current_boot_id
@@ -77,6 +78,22 @@ def print_history(state_db: Path, farm: str | None, limit: int, clock: Clock) ->
         store.close()
 
 
+def _profile_summary(settings: AlertSettings) -> str:
+    """The modem profile line of ``--check-config`` (with its line break; none without a
+    modem)."""
+    if settings.modem_port is None:
+        return ""
+    head = f"\n  módem / modem {settings.modem_port}: perfil / profile"
+    if settings.modem_profile == AUTO:
+        return f"{head} auto (AT+CGMM → {', '.join(PROFILES)})"
+    profile = PROFILES[settings.modem_profile]
+    storage = profile.storage or "el del módem / the modem's"
+    return (
+        f"{head} {profile.name}: {profile.label}; registro / registration "
+        f"{', '.join('+' + r for r in profile.registration)}; SMS storage {storage}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(
@@ -117,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Configuración válida / configuration valid: instance {settings.instance_index + 1}"
             f"/{settings.instance_count}, broker {settings.mqtt_host}:{settings.mqtt_port} as "
             f"{settings.client_id}, channels {' → '.join(channels)}, state {settings.state_db}"
+            f"{_profile_summary(settings)}"
         )
         for farm in farms.values():
             print(
@@ -137,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             clock,
             command_timeout_s=settings.modem_command_timeout_s,
             send_timeout_s=settings.modem_send_timeout_s,
+            profile=profile_choice(settings.modem_profile),
             new_message_indication=settings.modem_cnmi,
         )
         channels_list.append(modem)
@@ -178,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         lease_ttl_s=settings.lease_ttl_s,
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=settings.retry_max_s,
+        timing=ServiceTiming(modem_health_s=settings.modem_health_s),
     )
     failed = service.run(stop)
     return EX_SOFTWARE if failed is not None else 0

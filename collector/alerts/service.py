@@ -25,6 +25,8 @@ from collector.alerts.engine import AlertEngine
 from collector.alerts.history import HistoryExporter
 from collector.alerts.intake import MessageIntake
 from collector.alerts.modem import GsmModem, IncomingSms, UnreadableSms
+from collector.alerts.modem_health import ModemHealth
+from collector.alerts.modem_status import ModemStatus
 from collector.alerts.privacy import mask_phone
 from collector.alerts.store import AlertStore
 from farmwatch_shared.clock import Clock
@@ -67,6 +69,7 @@ class ServiceTiming:
     inbox_poll_s: float = 0.5
     inbox_sweep_s: float = 300.0
     export_s: float = 5.0
+    modem_health_s: float = 300.0
 
 
 class AlertService:
@@ -108,6 +111,11 @@ class AlertService:
         """Set while this process holds the sender lease and is subscribed."""
         self.messages_processed = 0
         self.consumer = consumer
+
+    @property
+    def modem_status(self) -> ModemStatus | None:
+        """The modem's latest registration and signal (None without a modem)."""
+        return self._modem.status if self._modem is not None else None
 
     @property
     def subscribed(self) -> threading.Event:
@@ -200,7 +208,12 @@ class AlertService:
             if self._history_writer is not None
             else None
         )
-        next_inbox = next_sweep = next_export = 0.0
+        health = (
+            ModemHealth(self._modem, self._history_writer, self._problems, self._holder)
+            if self._modem is not None
+            else None
+        )
+        next_inbox = next_sweep = next_export = next_health = 0.0
         try:
             while not stop.is_set():
                 self._wake.wait(self.timing.idle_s * 5)
@@ -215,6 +228,9 @@ class AlertService:
                     if sweep:
                         next_sweep = now + self.timing.inbox_sweep_s
                     self._poll_modem(store, sweep)
+                if health is not None and now >= next_health:
+                    next_health = now + self.timing.modem_health_s
+                    health.check()
                 if commands.handle_pending():
                     dispatcher.send_due()
                 if exporter is not None and now >= next_export:
@@ -244,7 +260,7 @@ class AlertService:
         def reject(sms: UnreadableSms) -> None:
             store.quarantine(
                 "sms",
-                f"sim:{sms.index}",
+                sms.location,
                 sms.pdu.encode("latin-1", "replace"),
                 "unreadable_sms",
                 sms.reason,

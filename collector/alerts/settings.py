@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from collector.alerts.modem_profiles import profile_choice
 from farmwatch_shared.farm.directory import DEFAULT_FARM_DIR
 from farmwatch_shared.settings import MqttSettings, read_secret_file
 
@@ -31,9 +32,14 @@ class AlertSettings(BaseSettings, MqttSettings):
     modem_baudrate: int = 115200
     modem_command_timeout_s: float = Field(default=5.0, gt=0)
     modem_send_timeout_s: float = Field(default=60.0, gt=0)
-    modem_cnmi: str = Field(default="2,1,0,0,0", pattern=r"^[0-3](,[0-3]){0,4}$")
+    modem_cnmi: str | None = Field(default=None, pattern=r"^[0-3](,[0-3]){0,4}$")
     """``AT+CNMI`` parameters: ``2,1,0,0,0`` store and announce (+CMTI), ``2,2,0,0,0`` route
-    received SMS straight to us (+CMT)."""
+    received SMS straight to us (+CMT); unset: the modem profile's (``2,1,0,0,0``)."""
+    modem_profile: str = "auto"
+    """``auto`` (detected from ``AT+CGMM``), or one of ``modem_profiles.PROFILES``:
+    ``classic-2g``, ``simcom-lte``, ``quectel-lte``, ``generic-3gpp``."""
+    modem_health_s: float = Field(default=300.0, gt=0)
+    """How often registration and signal are checked and written (``modem_health``)."""
 
     gateway_url: str | None = None
     """Base URL of a Twilio-shaped HTTP SMS API, e.g. https://api.twilio.com."""
@@ -68,6 +74,7 @@ class AlertSettings(BaseSettings, MqttSettings):
             raise ValueError(
                 "gateway_url needs gateway_account_sid, gateway_auth_token(_file) and gateway_from"
             )
+        profile_choice(self.modem_profile)  # ValueError names the valid profiles
         if self.modem_port is None and self.gateway_url is None:
             raise ValueError("configure an SMS channel: modem_port and/or gateway_url")
         return self

@@ -9,6 +9,7 @@ from support.waiting import wait_for
 
 from collector.alerts.channels import ChannelError
 from collector.alerts.modem import GsmModem, IncomingSms
+from collector.alerts.modem_profiles import CLASSIC_2G
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.serial_port import pyserial_factory
@@ -143,6 +144,7 @@ def test_messages_routed_directly_with_cmt(modem_emulator: GsmModemEmulator) -> 
     modem = GsmModem(
         pyserial_factory(modem_emulator.link.path, 115200, 0.02),
         SystemClock(),
+        profile=CLASSIC_2G,
         command_timeout_s=1.0,
         new_message_indication="2,2,0,0,0",
     )

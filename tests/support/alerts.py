@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from collector.alerts.channels import SmsChannel
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
+from collector.alerts.modem_profiles import CLASSIC_2G, ProfileChoice
 from collector.alerts.service import AlertService, ServiceTiming, make_consumer
 from collector.alerts.timeline import current_boot_id
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
@@ -50,13 +51,21 @@ def modem_emulator() -> Iterator[GsmModemEmulator]:
     link.close()
 
 
-def modem_client(emulator: GsmModemEmulator, timeout_s: float = 1.0) -> GsmModem:
-    """The real modem channel opening the emulator's tty with pyserial."""
+def modem_client(
+    emulator: GsmModemEmulator,
+    timeout_s: float = 1.0,
+    profile: ProfileChoice = CLASSIC_2G,
+    cnmi: str | None = None,
+) -> GsmModem:
+    """The real modem channel opening the emulator's tty with pyserial (as the 2G modem the
+    tests were written for, unless ``profile`` says otherwise)."""
     return GsmModem(
         pyserial_factory(emulator.link.path, 115200, 0.02),
         SystemClock(),
+        profile=profile,
         command_timeout_s=timeout_s,
         send_timeout_s=timeout_s * 2,
+        new_message_indication=cnmi,
     )
 
 

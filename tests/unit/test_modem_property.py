@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from collector.alerts.channels import ChannelError
 from collector.alerts.modem import GsmModem, IncomingSms, UnreadableSms
+from collector.alerts.modem_profiles import AUTO, CLASSIC_2G, PROFILES, ProfileChoice
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_shared.sms_pdu import encode_deliver
 
@@ -72,6 +73,20 @@ LINES = st.one_of(
             "+CPIN: READY",
             "+CREG: 0,1",
             "+CREG: ",
+            "+CEREG: 0,1",
+            '+CEREG: 2,1,"1A2B","01A2D001",7',
+            "+CEREG: 5",
+            '+CGREG: 1,"1A2B"',
+            "+CEREG: x,",
+            "+CESQ: 99,99,255,255,20,50",
+            "+CESQ: 1,2",
+            "SIMCOM_SIM7600G-H",
+            "EG25",
+            "+QIND: SMS DONE",
+            "SMS DONE",
+            '+CMTI: "ME",0',
+            "+CMTI: ,",
+            "+CPMS: 0,50,0,50,0,50",
             "+CSQ: ",
             "+CSQ: x,99",
             "+CMGS:",
@@ -100,16 +115,26 @@ ANSWERS = st.lists(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ANSWERS, st.sampled_from(["send", "poll", "sweep", "csq"]))
-def test_any_at_answer_gives_a_result_or_a_channel_error(answers: list[bytes], call: str) -> None:
+@given(
+    ANSWERS,
+    st.sampled_from(["send", "poll", "sweep", "csq", "health"]),
+    st.sampled_from([AUTO, *PROFILES.values()]),
+)
+def test_any_at_answer_gives_a_result_or_a_channel_error(
+    answers: list[bytes], call: str, profile: ProfileChoice
+) -> None:
     port = ScriptedPort(answers)
-    modem = GsmModem(lambda: port, TickClock(), command_timeout_s=0.2, send_timeout_s=0.2)
+    modem = GsmModem(
+        lambda: port, TickClock(), profile=profile, command_timeout_s=0.2, send_timeout_s=0.2
+    )
     rejected: list[UnreadableSms] = []
     try:
         if call == "send":
             modem.send(PHONE, "hola " * 40)  # two parts
         elif call == "csq":
             modem.signal_quality()
+        elif call == "health":
+            modem.refresh_status()
         else:
             modem.poll_incoming(
                 sweep=call == "sweep", accept=lambda m: None, reject=rejected.append
@@ -198,7 +223,9 @@ def test_garbage_on_the_sim_and_the_line_leaves_the_next_valid_sms_handled(
     emulator = GsmModemEmulator(link)  # type: ignore[arg-type]
     emulator.start()
     try:
-        modem = GsmModem(lambda: HostPort(link), RealClock(), command_timeout_s=0.3)
+        modem = GsmModem(
+            lambda: HostPort(link), RealClock(), profile=CLASSIC_2G, command_timeout_s=0.3
+        )
         for pdu in pdus:
             emulator.receive_pdu(pdu)
         emulator.receive_sms(PHONE, "OK 1")

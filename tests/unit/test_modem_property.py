@@ -208,7 +208,7 @@ class RealClock:
 
 GARBAGE_PDUS = st.one_of(
     st.binary(max_size=40).map(lambda b: b.hex().upper()),
-    st.integers(0, len(VALID_PDU)).map(lambda n: VALID_PDU[:n]),
+    st.integers(0, len(VALID_PDU) - 1).map(lambda n: VALID_PDU[:n]),  # a proper prefix
     st.just("00440D912551513254766800006211291200000003050003"),
     st.text(alphabet="0123456789ABCDEFxyz,", max_size=30),
 )

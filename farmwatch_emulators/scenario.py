@@ -32,9 +32,27 @@ class Storm:
 
 
 @dataclass(frozen=True)
+class ValveFault:
+    """A trough's float valve stuck shut from ``start_s`` to ``end_s`` (simulated time): the
+    herd drinks the level down, linearly from where it was to ``low_pct`` at ``end_s``; then
+    the repaired valve refills it and the trough follows its usual curve again."""
+
+    sensor: str
+    start_s: float
+    end_s: float
+    low_pct: float = 5.0
+
+    def level(self, t: float, before: float) -> float:
+        """The level at ``t`` inside the fault, ``before`` being the level at its start."""
+        low = min(self.low_pct, before)
+        return before + (low - before) * (t - self.start_s) / (self.end_s - self.start_s)
+
+
+@dataclass(frozen=True)
 class DroughtScenario:
     """A dry spell broken by storms: troughs drawn down by cattle, a tank refilled by rain,
-    soil drying towards the wilting point and wetting after rain."""
+    soil drying towards the wilting point and wetting after rain; optionally a trough whose
+    float valve sticks for a while (``valve_faults``)."""
 
     storms: tuple[Storm, ...] = (Storm(2.5 * DAY, 3 * HOUR, 24.0), Storm(5.2 * DAY, 2 * HOUR, 9.0))
     tank_start_pct: float = 55.0
@@ -46,6 +64,7 @@ class DroughtScenario:
     soil_wilting_pct: float = 9.0
     soil_drying_days: float = 4.0
     soil_pct_per_mm: float = 0.9
+    valve_faults: tuple[ValveFault, ...] = ()
 
     def rain_mm(self, t: float) -> float:
         """Cumulative rain up to simulated time ``t``."""
@@ -98,7 +117,11 @@ class DroughtScenario:
             return self.soil_pct(t, sensor.depth_cm)
         if sensor.id.startswith("tank"):
             return self.tank_pct(t)
-        return self.trough_pct(t, phase_s=(sum(map(ord, sensor.id)) % 7) * HOUR)
+        phase_s = (sum(map(ord, sensor.id)) % 7) * HOUR
+        for fault in self.valve_faults:
+            if fault.sensor == sensor.id and fault.start_s <= t < fault.end_s:
+                return fault.level(t, self.trough_pct(fault.start_s, phase_s))
+        return self.trough_pct(t, phase_s)
 
 
 def raw_for(sensor: SensorConfig, physical: float) -> float:

@@ -1,10 +1,14 @@
 """``make demo``: three emulated model farms, end to end, on real local servers.
 
 Starts Mosquitto (shipped policy, generated credentials) and InfluxDB on free loopback ports with
-data under ``var/demo/``, an emulated microcontroller per farm on a pseudo-terminal driven by a
-drought scenario (one simulated minute per real second), the real edge agent per farm and the
-real collector as separate processes, then prints a live view of the latest values read back
-from InfluxDB. Ctrl-C stops everything it started. The farms are the repository's
+data under ``var/demo/``, the real collector and the real alerting service (with the emulated GSM
+modem on a pseudo-terminal and its HTTP API on) as separate processes, an emulated
+microcontroller per farm on a pseudo-terminal driven by a drought scenario (one simulated minute
+every quarter of a second) and the real edge agent per farm, then prints a live view of the
+latest values read back from InfluxDB, the days of water left and the alerts from the alerting
+API, and every SMS through the emulated modem. In the first minutes a trough's float valve
+sticks: the trough alert fires, the farmer's emulated phone answers ``OK n`` and the alert
+resolves after the refill. Ctrl-C stops everything it started. The farms are the repository's
 ``firmware_configs/`` (``--farms`` for another farm directory).
 """
 
@@ -22,6 +26,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -29,20 +34,32 @@ from typing import Any
 
 from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.field_buses import FarmBuses
+from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
-from farmwatch_emulators.scenario import DAY, HOUR
-from farmwatch_local.services import REPO_ROOT, InfluxServer, MosquittoServer
+from farmwatch_emulators.scenario import DAY, HOUR, DroughtScenario, ValveFault
+from farmwatch_local.demo_alerts import AlertsApi, FarmerPhones, SmsLine, alert_farm_text
+from farmwatch_local.services import REPO_ROOT, InfluxServer, MosquittoServer, free_port
+from farmwatch_shared.farm.alert_rules import LevelBelow
 from farmwatch_shared.farm.directory import load_farm_dir
-from farmwatch_shared.farm.model import FarmConfig
+from farmwatch_shared.farm.model import FarmConfig, SensorConfig
 from farmwatch_shared.farm.register_maps import BESIDE_FARM_FILE
 
 COLLECTOR_USER = "farmwatch-collector"
+ALERTS_USER = "farmwatch-alerts"
 DATABASE = "farmwatch"
 SPEEDUP = 240.0
 """Simulated seconds per real second: a sample round every quarter of a second."""
 START_S = 2.3 * 24 * 3600
 """Start the scenario shortly before its first storm, so rain shows within a minute."""
+STUCK_VALVE = ("oax-mixteca", "trough-north")
+"""The trough whose float valve sticks (or the first one with a level alert)."""
+STUCK_FROM_S = START_S + 0.25 * HOUR
+STUCK_UNTIL_S = START_S + 4.9 * HOUR
+"""The valve is repaired 73 real seconds in (just after the trough's usual refill)."""
+FARMER_REPLY_S = 5.0
+"""Real seconds the farmer's phone takes to answer an alert with OK n."""
+SMS_SHOWN = 8
 
 
 @dataclass
@@ -84,8 +101,103 @@ def _query(url: str, influxql: str) -> list[dict[str, Any]]:
     return rows
 
 
-def render(url: str, farms: list[DemoFarm], started: float) -> str:
-    """The live view: latest level, volume, soil moisture and rain per farm, from InfluxDB."""
+def _mask(phone: str) -> str:
+    return "…" + phone[-4:]
+
+
+def _days(view: Mapping[str, Any] | None, sensor: str) -> str:
+    """Days of water left from the alerting API's forecast, in simulated days."""
+    if view is None:
+        return ""
+    forecast = view["forecasts"].get(sensor)
+    if forecast is None:
+        return "  días/days: sin tendencia aún / no trend yet"
+    if forecast["days_left"] is None:
+        return "  no baja / not falling"
+    return f"  {forecast['days_left'] * SPEEDUP:5.1f} d de agua / water"
+
+
+def _sensor_line(sensor: SensorConfig, row: Mapping[str, Any] | None, days: str) -> str:
+    label = (sensor.label or sensor.id)[:38]
+    if row is None:
+        shown = "—"
+    elif sensor.kind == "water_level":
+        shown = f"{row['value']:6.1f} %  {row['volume_l'] or 0:9,.0f} L{days}"
+    elif sensor.kind == "soil_moisture":
+        shown = f"{row['value']:6.1f} % VWC"
+    else:
+        shown = f"{row['value']:6.1f} mm (total)"
+    return f"  {sensor.id:<14} {label:<38} {shown}"
+
+
+def _alert_lines(view: Mapping[str, Any] | None) -> list[str]:
+    """The farm's open incidents and last SMS, from the alerting API."""
+    if view is None:
+        return ["  alertas / alerts: la API no responde aún / API not answering yet"]
+    lines = []
+    for incident in view["incidents"]:
+        acked = (
+            f"recibida por / acked by {incident['acked_by']} ({incident['acked_via']})"
+            if incident["acked_via"] is not None
+            else "sin respuesta / not acknowledged"
+        )
+        lines.append(f"  ALERTA #{incident['id']} {incident['text_es']}: {acked}")
+    last = view["last_sms"]
+    if last is not None:
+        lines.append(f"  último SMS / last SMS ({last['to']}, {last['state']}): {last['text']}")
+    return lines
+
+
+def _farm_lines(
+    farm: DemoFarm,
+    latest: Mapping[tuple[str, str], Mapping[str, Any]],
+    rain: Mapping[tuple[str, str], Mapping[str, Any]],
+    online: bool | None,
+    view: Mapping[str, Any] | None,
+) -> list[str]:
+    sim = farm.emulator.sim_s
+    state = (
+        "esperando / waiting"
+        if online is None
+        else "en línea / online"
+        if online
+        else "fuera de línea / offline"
+    )
+    lines = [
+        f"{farm.config.farm.name} ({farm.config.farm.id}) — agente {state} — "
+        f"día simulado / sim day {int(sim // DAY) + 1} {int(sim % DAY // HOUR):02d}:"
+        f"{int(sim % HOUR // 60):02d}"
+    ]
+    for sensor in farm.config.sensors:
+        key = (farm.config.farm.id, sensor.id)
+        row = rain.get(key) if sensor.kind == "rain" else latest.get(key)
+        lines.append(_sensor_line(sensor, row, _days(view, sensor.id)))
+    return lines + _alert_lines(view)
+
+
+def sms_lines(sms: Sequence[SmsLine]) -> list[str]:
+    """The last SMS through the emulated modem: what it was given to send (decoded from the
+    PDUs it received) and what the phones answered."""
+    lines = ["SMS por el módem GSM emulado / through the emulated GSM modem:"]
+    for line in sms[-SMS_SHOWN:]:
+        arrow = "módem → " if line.outgoing else "módem ← "
+        lines.append(f"  {line.at_s:5.0f} s  {arrow}{_mask(line.phone)}  {line.text}")
+        lines.append(f"           ({line.detail})")
+    if not sms:
+        lines.append("  (ninguno aún / none yet)")
+    return lines
+
+
+def render(
+    url: str,
+    farms: list[DemoFarm],
+    started: float,
+    views: Mapping[str, Mapping[str, Any] | None],
+    sms: Sequence[SmsLine],
+) -> str:
+    """The live view: latest level, volume, soil moisture and rain per farm from InfluxDB;
+    days of water left, alerts and the last SMS per farm from the alerting API (``views``,
+    by farm id); every SMS through the emulated modem (``sms``)."""
     latest = {
         (r["farm"], r["sensor"]): r
         for r in _query(
@@ -108,39 +220,16 @@ def render(url: str, farms: list[DemoFarm], started: float) -> str:
         "",
     ]
     for farm in farms:
-        sim = farm.emulator.sim_s
-        online = status.get(farm.config.farm.id, {}).get("online")
-        state = (
-            "esperando / waiting"
-            if online is None
-            else "en línea / online"
-            if online
-            else "fuera de línea / offline"
-        )
-        lines.append(
-            f"{farm.config.farm.name} ({farm.config.farm.id}) — agente {state} — "
-            f"día simulado / sim day {int(sim // DAY) + 1} {int(sim % DAY // HOUR):02d}:"
-            f"{int(sim % HOUR // 60):02d}"
-        )
-        for sensor in farm.config.sensors:
-            key = (farm.config.farm.id, sensor.id)
-            row = rain.get(key) if sensor.kind == "rain" else latest.get(key)
-            label = (sensor.label or sensor.id)[:38]
-            if row is None:
-                shown = "—"
-            elif sensor.kind == "water_level":
-                shown = f"{row['value']:6.1f} %  {row['volume_l'] or 0:9,.0f} L"
-            elif sensor.kind == "soil_moisture":
-                shown = f"{row['value']:6.1f} % VWC"
-            else:
-                shown = f"{row['value']:6.1f} mm (total)"
-            lines.append(f"  {sensor.id:<14} {label:<38} {shown}")
+        farm_id = farm.config.farm.id
+        online = status.get(farm_id, {}).get("online")
+        lines += _farm_lines(farm, latest, rain, online, views.get(farm_id))
         lines.append("")
+    lines += sms_lines(sms)
     lines += [
+        "",
         f"InfluxDB: {url}  base de datos / database: {DATABASE}",
         f"  curl -G '{url}/query' --data-urlencode 'db={DATABASE}' \\",
         '       --data-urlencode "q=SELECT * FROM water_level ORDER BY time DESC LIMIT 5"',
-        "Ctrl-C para detener / to stop.",
     ]
     return "\n".join(lines)
 
@@ -190,9 +279,10 @@ def _start_farm(
     farms: Path,
     data: Path,
     log_dir: Path,
+    scenario: DroughtScenario,
 ) -> tuple[DemoFarm, subprocess.Popen[bytes]]:
-    """The farm's emulators (buses serving, microcontroller and scenario not yet started) and
-    its edge agent process."""
+    """The farm's emulators following ``scenario`` (buses serving, microcontroller and
+    scenario not yet started) and its edge agent process."""
     agent_cfg = config.agents[0]
     link = PtyLink(data / "dev" / f"{config.farm.id}-mcu")
     mcu_settings = agent_cfg.microcontroller
@@ -204,6 +294,7 @@ def _start_farm(
     emulator = FarmEmulator(
         mcu,
         [s for s in config.sensors_of(agent_cfg.id) if s.source is None],
+        scenario,
         speedup=SPEEDUP,
         start_s=START_S,
     )
@@ -234,6 +325,95 @@ def _start_farm(
     return farm, farm.agent
 
 
+def _start_alerts(
+    broker: MosquittoServer,
+    influx: InfluxServer,
+    password_file: Path,
+    configs: list[FarmConfig],
+    farms: Path,
+    data: Path,
+    modem: PtyLink,
+) -> tuple[subprocess.Popen[bytes], AlertsApi, Path]:
+    """The alerting service with the farm files' rules at demo speed, texting through the
+    emulated modem, its API on a free port with a generated token."""
+    alert_farms = data / "alert-farms"
+    alert_farms.mkdir()
+    if (farms / BESIDE_FARM_FILE).is_dir():
+        shutil.copytree(farms / BESIDE_FARM_FILE, alert_farms / BESIDE_FARM_FILE)
+    for config in configs:
+        text = (farms / f"{config.farm.id}.toml").read_text(encoding="utf-8")
+        (alert_farms / f"{config.farm.id}.toml").write_text(
+            alert_farm_text(text, config, SPEEDUP), encoding="utf-8"
+        )
+    token_file = data / "secrets" / "alerts-api.token"
+    token = secrets.token_urlsafe(32)
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    port = free_port()
+    env = _python_env(
+        {
+            "FARMWATCH_ALERTS_FARM_DIR": str(alert_farms),
+            "FARMWATCH_ALERTS_STATE_DB": str(data / "alerts" / "alerts.sqlite3"),
+            "FARMWATCH_ALERTS_MQTT_HOST": "127.0.0.1",
+            "FARMWATCH_ALERTS_MQTT_PORT": str(broker.port),
+            "FARMWATCH_ALERTS_MQTT_USERNAME": ALERTS_USER,
+            "FARMWATCH_ALERTS_MQTT_PASSWORD_FILE": str(password_file),
+            "FARMWATCH_ALERTS_MODEM_PORT": modem.path,
+            "FARMWATCH_ALERTS_INFLUX_URL": influx.url,
+            "FARMWATCH_ALERTS_INFLUX_DATABASE": DATABASE,
+            "FARMWATCH_ALERTS_API_LISTEN": f"127.0.0.1:{port}",
+            "FARMWATCH_ALERTS_API_TOKEN_FILE": str(token_file),
+        }
+    )
+    with (data / "logs" / "alerts.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "collector.alerts.cli"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return process, AlertsApi(f"http://127.0.0.1:{port}", token), token_file
+
+
+def _stuck_valve(configs: list[FarmConfig]) -> tuple[str, ValveFault] | None:
+    """The farm and the fault of the trough whose valve sticks: :data:`STUCK_VALVE` if that farm
+    is shown, else the first water sensor with a level alert."""
+    candidates = [
+        (config.farm.id, rule.sensor)
+        for config in configs
+        for rule in config.alerts
+        if isinstance(rule, LevelBelow)
+    ]
+    if not candidates:
+        return None
+    farm_id, sensor = STUCK_VALVE if STUCK_VALVE in candidates else candidates[0]
+    return farm_id, ValveFault(sensor, STUCK_FROM_S, STUCK_UNTIL_S)
+
+
+@dataclass(frozen=True)
+class DemoContext:
+    """What the demo's services are, for a further service to join them."""
+
+    broker: MosquittoServer
+    influx: InfluxServer
+    alerts_api: AlertsApi
+    alerts_token_file: Path
+    farms: Path
+    """The farm directory (as given)."""
+    data: Path
+    log_dir: Path
+    secrets: Path
+
+
+def start_further_services(context: DemoContext) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+    """Where a further server-side service joins the demo: the web application
+    (``farmwatch-web``) is started here, reading InfluxDB (``context.influx.url``) and the
+    alerting API (``context.alerts_api.url`` with the token in ``context.alerts_token_file``).
+    Returns its processes (watched and stopped with the others) and the lines the view prints
+    about it (e.g. its URL and the demo account). None yet."""
+    return [], []
+
+
 def _show_until_stopped(
     stop: threading.Event,
     influx_url: str,
@@ -242,17 +422,21 @@ def _show_until_stopped(
     log_dir: Path,
     duration: float | None,
     clear: bool,
+    started: float,
+    api: AlertsApi,
+    phones: FarmerPhones,
+    footer: list[str],
 ) -> None:
     """The live view every 2 s until ``stop``, a process exits or ``duration`` has passed."""
-    started = time.monotonic()
     while not stop.wait(2.0):
+        views = {farm.config.farm.id: api.farm(farm.config.farm.id) for farm in farms}
         try:
-            view = render(influx_url, farms, started)
+            view = render(influx_url, farms, started, views, phones.lines())
         except OSError as exc:
             view = f"InfluxDB no responde / not answering: {exc}"
         if clear:
             print("\033[2J\033[H", end="")
-        print(view, flush=True)
+        print("\n".join([view, *footer]), flush=True)
         for process in processes:
             if process.poll() is not None:
                 print(
@@ -289,6 +473,13 @@ def _stop_all(
     influx.stop()
 
 
+def _footer(api: AlertsApi, token_file: Path, first_farm: str) -> list[str]:
+    return [
+        f"API de alertas / alerts API: {api.url}  (token: {token_file})",
+        f'  curl -H "Authorization: Bearer $(cat {token_file})" {api.url}/v1/farms/{first_farm}',
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo until Ctrl-C (or ``--duration`` seconds)."""
     parser = argparse.ArgumentParser(prog="farmwatch-demo", description=__doc__)
@@ -299,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         "--farms", type=Path, default=REPO_ROOT / "firmware_configs", help="farm directory"
     )
     args = parser.parse_args(argv)
+    started = time.monotonic()
 
     stop = threading.Event()
 
@@ -313,17 +505,26 @@ def main(argv: list[str] | None = None) -> int:
     (data / "secrets").mkdir(parents=True)
     (data / "dev").mkdir()
     farm_configs = list(load_farm_dir(args.farms).values())
-    users = [COLLECTOR_USER, *(c.farm.id for c in farm_configs)]
+    users = [COLLECTOR_USER, ALERTS_USER, *(c.farm.id for c in farm_configs)]
     password_files = {user: _write_secret(data / "secrets", user) for user in users}
     broker = MosquittoServer(
         data_dir=data / "mosquitto",
         users={u: p.read_text().strip() for u, p in password_files.items()},
     )
     influx = InfluxServer(data_dir=data / "influxdb")
+    modem_link = PtyLink(data / "dev" / "gsm-modem")
+    modem = GsmModemEmulator(modem_link)
+    phones = FarmerPhones(
+        modem,
+        [c.phone for f in farm_configs for c in f.contacts if c.role == "primary"],
+        started,
+        FARMER_REPLY_S,
+    )
     processes: list[subprocess.Popen[bytes]] = []
     farms: list[DemoFarm] = []
     log_dir = data / "logs"
     log_dir.mkdir()
+    fault = _stuck_valve(farm_configs)
     try:
         print("Iniciando / starting Mosquitto e InfluxDB…", flush=True)
         broker.start()
@@ -331,21 +532,61 @@ def main(argv: list[str] | None = None) -> int:
         processes.append(
             _start_collector(broker, influx, password_files[COLLECTOR_USER], args.farms, log_dir)
         )
+        modem.start()
+        alerts, api, token_file = _start_alerts(
+            broker, influx, password_files[ALERTS_USER], farm_configs, args.farms, data, modem_link
+        )
+        processes.append(alerts)
+        print("Iniciando / starting farmwatch-alerts…", flush=True)
+        first = fault[0] if fault is not None else farm_configs[0].farm.id
+        api.wait_ready(first, 60.0, lambda: alerts.poll() is None)
+        phones.start()
         for config in farm_configs:
+            faults = (fault[1],) if fault is not None and fault[0] == config.farm.id else ()
             farm, agent = _start_farm(
-                config, broker, password_files[config.farm.id], args.farms, data, log_dir
+                config,
+                broker,
+                password_files[config.farm.id],
+                args.farms,
+                data,
+                log_dir,
+                DroughtScenario(valve_faults=faults),
             )
             processes.append(agent)
             farm.emulator.mcu.start()
             farm.emulator.start()
             farms.append(farm)
+        context = DemoContext(
+            broker, influx, api, token_file, args.farms, data, log_dir, data / "secrets"
+        )
+        further, further_lines = start_further_services(context)
+        processes += further
+        footer = [
+            *_footer(api, token_file, first),
+            *further_lines,
+            f"Registros / logs: {log_dir}",
+            "Ctrl-C para detener / to stop.",
+        ]
         _show_until_stopped(
-            stop, influx.url, farms, processes, log_dir, args.duration, clear=not args.no_clear
+            stop,
+            influx.url,
+            farms,
+            processes,
+            log_dir,
+            args.duration,
+            not args.no_clear,
+            started,
+            api,
+            phones,
+            footer,
         )
         return 0
     finally:
         print("\nDeteniendo / stopping…", flush=True)
+        phones.stop()
         _stop_all(farms, processes, broker, influx)
+        modem.stop()
+        modem_link.close()
         print(f"Listo / done. Datos / data: {data}", flush=True)
 
 

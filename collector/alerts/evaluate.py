@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collector.alerts.forecast import Forecast, forecast, slope_per_ms
+from collector.alerts.forecast import Forecast, forecast, min_trend_span_ms, slope_per_ms
 from collector.alerts.state import Observation
 from collector.alerts.store import AlertStore
 from farmwatch_shared.farm.alert_rules import (
@@ -46,6 +46,7 @@ def water_forecast(
         samples,
         refill_min_pct=rule.refill_min_pct if rule is not None else 1.0,
         herd_litres_per_day=herd,
+        min_span_ms=min_trend_span_ms(window),
     )
 
 

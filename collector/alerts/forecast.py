@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 DAY_MS = 86_400_000
 MIN_TREND_SPAN_MS = 3_600_000
-"""Less drawdown time than this in the window says nothing about the trend."""
+"""Less drawdown time than this in the window says nothing about the trend (a window shorter
+than 2 h needs half its length: :func:`min_trend_span_ms`)."""
+
+
+def min_trend_span_ms(window_ms: int) -> int:
+    """Drawdown time a trend window of ``window_ms`` needs: 1 h, or half of a window shorter
+    than 2 h (a window of 1 h or less could otherwise never give a forecast)."""
+    return min(MIN_TREND_SPAN_MS, window_ms // 2)
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,9 @@ def slope_per_ms(points: Sequence[tuple[int, float]]) -> float:
 
 
 def use_rate_per_day(
-    points: Sequence[tuple[int, float]], refill_min: float
+    points: Sequence[tuple[int, float]],
+    refill_min: float,
+    min_span_ms: int = MIN_TREND_SPAN_MS,
 ) -> tuple[float, int] | None:
     """(use per day, drawdown time in ms) from (ts_ms, amount) points; None without a trend."""
     segments: list[list[tuple[int, float]]] = [[]]
@@ -62,7 +71,7 @@ def use_rate_per_day(
             continue
         weighted += -slope_per_ms(segment) * DAY_MS * duration
         span += duration
-    if span < MIN_TREND_SPAN_MS:
+    if span < min_span_ms or span <= 0:
         return None
     return weighted / span, span
 
@@ -72,6 +81,7 @@ def forecast(
     *,
     refill_min_pct: float = 1.0,
     herd_litres_per_day: float | None = None,
+    min_span_ms: int = MIN_TREND_SPAN_MS,
 ) -> Forecast | None:
     """Forecast from (ts_ms, level %, volume L or None) samples, oldest first."""
     if not samples:
@@ -87,7 +97,7 @@ def forecast(
         refill_min = refill_min_pct
         unit = "%"
     current = points[-1][1]
-    trend = use_rate_per_day(points, refill_min)
+    trend = use_rate_per_day(points, refill_min, min_span_ms)
     herd = herd_litres_per_day if by_volume else None
     if trend is None and herd is None:
         return None

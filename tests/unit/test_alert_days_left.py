@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from collector.alerts.forecast import DAY_MS, forecast
+from collector.alerts.forecast import DAY_MS, forecast, min_trend_span_ms
 
 HOUR_MS = 3_600_000
 T0 = 1_795_000_000_000
@@ -94,3 +94,17 @@ def test_too_little_history_says_nothing() -> None:
     short = [_sample(T0 + i * 60_000, 1_000 - i) for i in range(30)]  # 29 minutes
     assert forecast(short) is None
     assert math.isclose(DAY_MS, 24 * HOUR_MS)
+
+
+def test_a_window_shorter_than_two_hours_needs_half_of_it() -> None:
+    assert min_trend_span_ms(24 * HOUR_MS) == HOUR_MS  # the default window: one hour
+    assert min_trend_span_ms(2 * HOUR_MS) == HOUR_MS
+    assert min_trend_span_ms(HOUR_MS // 2) == HOUR_MS // 4
+    # 20 minutes of use at 10 L/min: nothing from a day's window, a trend from a half hour's
+    # (which could never hold the hour a longer window needs)
+    samples = [_sample(T0 + i * 60_000, 5_000 - 10 * i) for i in range(21)]
+    assert forecast(samples, min_span_ms=min_trend_span_ms(24 * HOUR_MS)) is None
+    result = forecast(samples, min_span_ms=min_trend_span_ms(HOUR_MS // 2))
+    assert result is not None
+    assert result.use_per_day == pytest.approx(10 * 60 * 24)
+    assert result.days_left == pytest.approx(4_800 / (10 * 60 * 24))

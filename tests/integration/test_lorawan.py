@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 from support.faults import assert_sensor_once
 from support.lorawan import LorawanRig, now_ms, running_lorawan
+from support.paths import FARM_FILES, REPO
 from support.servers import Broker, Influx
 from support.waiting import wait_for
 
@@ -291,3 +296,52 @@ def test_duplicates_rejoins_and_garbage_are_stored_once_counted_and_quarantined(
         assert status
         assert rig.alive()
     assert "Traceback" not in rig.agent.log()
+
+
+def check_config(tmp_path: Path, farm_file: Path, **settings: str) -> CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FARMWATCH_")}
+    env.update(
+        {
+            "PYTHONPATH": str(REPO),
+            "FARMWATCH_EDGE_FARM_FILE": str(farm_file),
+            "FARMWATCH_EDGE_OUTBOX_PATH": str(tmp_path / "outbox.sqlite3"),
+        }
+    )
+    env.update({f"FARMWATCH_EDGE_{k.upper()}": v for k, v in settings.items()})
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", "--check-config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,  # the test reads the return code
+    )
+
+
+def test_check_config_checks_the_lorawan_devices_and_their_broker(tmp_path: Path) -> None:
+    shipped = FARM_FILES / "chis-frailesca.toml"
+    unread = check_config(tmp_path, shipped)
+    assert unread.returncode == 0, unread.stderr
+    assert "2 LoRaWAN devices but no network server broker" in unread.stdout
+    remote = check_config(
+        tmp_path, shipped, lorawan_mqtt_host="gateway.example.org", lorawan_mqtt_port="1883"
+    )
+    assert remote.returncode == 0, remote.stderr
+    assert "LoRaWAN: 2 devices via chirpstack at gateway.example.org:1883" in remote.stdout
+    assert "without TLS to the LoRaWAN network server" in remote.stdout
+    missing_ca = check_config(
+        tmp_path,
+        shipped,
+        lorawan_mqtt_host="gateway.example.org",
+        lorawan_mqtt_tls_ca_file=str(tmp_path / "missing-ca.crt"),
+    )
+    assert missing_ca.returncode == 2, missing_ca.stdout
+    bad = tmp_path / "bad-point.toml"
+    bad.write_text(
+        shipped.read_text(encoding="utf-8").replace(
+            'point = "distance_mm"', 'point = "distance_cm"'
+        )
+    )
+    wrong_point = check_config(tmp_path, bad)
+    assert wrong_point.returncode == 2
+    assert "has no point 'distance_cm'" in wrong_point.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,14 @@ from collector.influx_setup import RetentionPlan, apply
 from farmwatch_emulators.lorawan import MqttPublisher, Network, NetworkServerEmulator
 from farmwatch_local.services import MosquittoServer
 from farmwatch_shared.influx import InfluxV1Writer
-from farmwatch_shared.mqtt import MQTT_V5, MQTT_V311, MqttEndpoint
+from farmwatch_shared.mqtt import (
+    MQTT_V5,
+    MQTT_V311,
+    Delivery,
+    DeliveryHandler,
+    MqttEndpoint,
+    PublishInfo,
+)
 from support.harness import ChildProcess, agent_process, collector_process, write_secret
 from support.servers import Broker, Influx
 from support.waiting import wait_for
@@ -213,6 +221,30 @@ def running_lorawan(
             publisher.stop()
             agent.stop()
             collector.stop()
+
+
+class NoBroker:
+    """The reader's consumer, never connected: the unit tests call ``handle`` themselves."""
+
+    connected = False
+    subscribed = threading.Event()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return False
+
+    def start(self, on_delivery: DeliveryHandler) -> None:
+        raise AssertionError("no broker in the unit lane")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Nothing to stop."""
+
+    def ack(self, delivery: Delivery) -> None:
+        raise AssertionError("handle does not acknowledge")
+
+    def publish(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
+    ) -> PublishInfo:
+        raise AssertionError("the reader publishes nothing")
 
 
 def now_ms() -> int:

@@ -7,14 +7,19 @@ import logging
 from pathlib import Path
 
 import pytest
-from support.clocks import SteppingClock
-from support.harness import farm_config
+from support.clocks import FrozenClock, SteppingClock
+from support.harness import edge_committer, farm_config
+from support.lorawan import NoBroker
 from support.paths import FARM_FILES
 
 from collector.alerts.engine import AlertEngine
 from collector.alerts.store import AlertStore
 from collector.checks import check_message
-from edge.lorawan.source import check_devices
+from edge.lorawan.source import LorawanReader, check_devices
+from edge.outbox import Outbox
+from edge.settings import LorawanBrokerSettings
+from farmwatch_emulators.lorawan import FarmLorawan
+from farmwatch_emulators.scenario import HOUR, DroughtScenario
 from farmwatch_shared.contract import (
     MAX_DEVICES_PER_STATUS,
     AgentStatus,
@@ -34,6 +39,7 @@ from farmwatch_shared.farm.model import (
     load_farm_config,
 )
 from farmwatch_shared.lineprotocol import device_health_lines
+from farmwatch_shared.mqtt import Delivery
 from farmwatch_shared.problems import ProblemLog
 
 APP = "6b0ab6c4-3a5f-4e0c-9d61-2f3b7c1d9e10"
@@ -233,3 +239,66 @@ def test_a_silent_rule_fires_for_a_lorawan_sensor_and_resolves_with_late_uplinks
     engine.tick()
     assert [e["to_state"] for e in store.events("chis-frailesca")][-1] == "resolved"
     store.close()
+
+
+def test_the_emulated_frailesca_devices_uplink_what_the_scenario_says(tmp_path: Path) -> None:
+    """What the demo's network server publishes for the shipped farm becomes, through the
+    agent's LoRaWAN source, the scenario's trough level and soil moisture."""
+    farm = farm_config("chis-frailesca")
+    scenario = DroughtScenario()
+    sim_s = 8 * HOUR
+    published: list[tuple[str, bytes, int]] = []
+    emulated = FarmLorawan(
+        farm, "pi-1", scenario, lambda: sim_s, lambda *event: published.append(event)
+    )
+    emulated.uplink_all()
+    assert [(topic.split("/")[3], qos) for topic, _, qos in published] == [
+        ("a84041000181c0d1", 1),
+        ("a840410000181c2e", 1),
+    ]
+    clock = FrozenClock(1_795_000_000_000)
+    problems = ProblemLog(logging.getLogger("test.lorawan"))
+    outbox = Outbox(tmp_path / "outbox.sqlite3", 100)
+    reader = LorawanReader(
+        devices=farm.lorawan_devices,
+        sensors=farm.sensors,
+        consumer=NoBroker(),
+        committer=edge_committer(outbox, clock, problems, farm),
+        outbox=outbox,
+        clock=clock,
+        problems=problems,
+    )
+    for mid, (topic, payload, qos) in enumerate(published):
+        reader.handle(Delivery(mid, qos, topic, payload))
+    readings = {r.sensor: r for r in outbox.after(-1, 10)}
+    sensors = {s.id: s for s in farm.sensors}
+    trough_pct = scenario.state_pct(sensors["trough-hill"], sim_s)
+    assert abs(readings["trough-hill"].value - trough_pct) < 0.2  # 1 mm of 550
+    soil_pct = scenario.state_pct(sensors["soil-far"], sim_s)
+    assert abs(readings["soil-far"].value - soil_pct) < 0.06  # the probe's 0.01 % and rounding
+    assert outbox.quarantined() == []
+    outbox.close()
+
+
+def test_the_network_server_broker_settings(tmp_path: Path) -> None:
+    assert LorawanBrokerSettings().lorawan_endpoint("c") is None
+    key = tmp_path / "tts-api-key"
+    key.write_text("NNSXS.SECRET\n")
+    tts = LorawanBrokerSettings(
+        lorawan_mqtt_host="nam1.cloud.thethings.network",
+        lorawan_mqtt_port=8883,
+        lorawan_mqtt_username="rancho-frailesca@ttn",
+        lorawan_mqtt_password_file=key,
+        lorawan_mqtt_tls_ca_file=Path("/etc/ssl/certs/ca-certificates.crt"),
+    )
+    endpoint = tts.lorawan_endpoint("farmwatch-edge-x-lorawan")
+    assert endpoint is not None
+    assert endpoint.password is not None
+    assert endpoint.password.get_secret_value() == "NNSXS.SECRET"
+    assert "SECRET" not in repr(tts)
+    assert tts.lorawan_cleartext_warning() is None
+    plain = LorawanBrokerSettings(lorawan_mqtt_host="gateway.example.org")
+    assert "plain text" in str(plain.lorawan_cleartext_warning())
+    assert LorawanBrokerSettings(lorawan_mqtt_host="127.0.0.1").lorawan_cleartext_warning() is None
+    with pytest.raises(ValueError, match="not both"):
+        LorawanBrokerSettings(lorawan_mqtt_password="a", lorawan_mqtt_password_file=key)  # type: ignore[arg-type]

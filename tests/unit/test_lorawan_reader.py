@@ -5,13 +5,13 @@ acknowledges it)."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.clocks import FrozenClock
 from support.harness import edge_committer
+from support.lorawan import NoBroker
 
 from edge.lorawan.source import LorawanReader, build_reader, check_devices, topic_filters
 from edge.outbox import Outbox, StateUpdate
@@ -25,7 +25,7 @@ from farmwatch_emulators.lorawan import (
 from farmwatch_shared.calibration.calibrate import SensorState
 from farmwatch_shared.contract import Reading, ReadingFlag
 from farmwatch_shared.farm.model import FarmConfig
-from farmwatch_shared.mqtt import Delivery, DeliveryHandler, PublishInfo
+from farmwatch_shared.mqtt import Delivery
 from farmwatch_shared.problems import ProblemLog
 
 APP = "6b0ab6c4-3a5f-4e0c-9d61-2f3b7c1d9e10"
@@ -99,30 +99,6 @@ kind = "soil_moisture"
 coefficients = [0.0, 1.0]
 source = {{ lorawan = "pair-node", point = "moisture_pct" }}
 """
-
-
-class NoBroker:
-    """The reader's consumer, never connected: these tests call ``handle`` themselves."""
-
-    connected = False
-    subscribed = threading.Event()
-
-    def wait_connected(self, timeout_s: float) -> bool:
-        return False
-
-    def start(self, on_delivery: DeliveryHandler) -> None:
-        raise AssertionError("no broker in the unit lane")
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Nothing to stop."""
-
-    def ack(self, delivery: Delivery) -> None:
-        raise AssertionError("handle does not acknowledge")
-
-    def publish(
-        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False
-    ) -> PublishInfo:
-        raise AssertionError("the reader publishes nothing")
 
 
 class Rig:

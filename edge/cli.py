@@ -181,6 +181,7 @@ def build_agent(
         outbox=outbox,
         clock=clock,
         problems=problems,
+        clock_trusted=guard.trusted,
     )
     pollers = build_pollers(farm, agent_cfg.id, OutboxSink(sensors, committer), clock, problems)
     port = settings.serial_port or agent_cfg.serial_port

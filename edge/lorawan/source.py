@@ -24,7 +24,7 @@ import math
 import queue
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from edge.committer import ReadingCommitter
@@ -122,6 +122,7 @@ class LorawanReader:
         outbox: Outbox,
         clock: Clock,
         problems: ProblemLog,
+        clock_trusted: Callable[[], bool],
     ) -> None:
         networks = {d.network for d in devices}
         if len(networks) != 1:
@@ -131,6 +132,7 @@ class LorawanReader:
         self._committer = committer
         self._outbox = outbox
         self._clock = clock
+        self._clock_trusted = clock_trusted
         self._problems = problems
         self._devices: dict[Address, _Device] = {}
         for device in devices:
@@ -295,10 +297,12 @@ class LorawanReader:
 
     def _time(self, uplink: Uplink) -> tuple[int, bool]:
         """The uplink's network time (and True), or the agent's when it gives no plausible
-        one (a gateway clock in 1970)."""
+        one (a gateway clock in 1970). "Ahead of now" is judged only on a trusted agent clock:
+        while the Pi's own clock is wrong, the network's is the better one."""
         now = self._clock.now_ms()
+        ceiling = now + MAX_FUTURE_MS if self._clock_trusted() else math.inf
         for candidate in uplink.times:
-            if EARLIEST_TS_MS <= candidate <= now + MAX_FUTURE_MS:
+            if EARLIEST_TS_MS <= candidate <= ceiling:
                 return candidate, True
         if uplink.times:
             self._problems.report(
@@ -403,6 +407,7 @@ def build_reader(
     outbox: Outbox,
     clock: Clock,
     problems: ProblemLog,
+    clock_trusted: Callable[[], bool],
 ) -> LorawanReader | None:
     """The LoRaWAN source of ``agent_id``, checked (``check_devices``) and not yet connected;
     None when the agent has no LoRaWAN device or no network server broker (``endpoint``)."""
@@ -427,4 +432,5 @@ def build_reader(
         outbox=outbox,
         clock=clock,
         problems=problems,
+        clock_trusted=clock_trusted,
     )

@@ -267,6 +267,7 @@ def test_the_emulated_frailesca_devices_uplink_what_the_scenario_says(tmp_path: 
         outbox=outbox,
         clock=clock,
         problems=problems,
+        clock_trusted=lambda: True,
     )
     for mid, (topic, payload, qos) in enumerate(published):
         reader.handle(Delivery(mid, qos, topic, payload))

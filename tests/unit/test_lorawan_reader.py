@@ -109,8 +109,9 @@ class Rig:
         self.clock = FrozenClock(NOW)
         self.problems = ProblemLog(logging.getLogger("test.lorawan"))
         self.outbox = Outbox(tmp_path / "outbox.sqlite3", 1000)
+        self.trusted = trusted
         self.committer = edge_committer(
-            self.outbox, self.clock, self.problems, farm, clock_trusted=lambda: trusted
+            self.outbox, self.clock, self.problems, farm, clock_trusted=lambda: self.trusted
         )
         self.reader = self.new_reader()
         self.sent: list[Published] = []
@@ -130,6 +131,7 @@ class Rig:
             outbox=self.outbox,
             clock=self.clock,
             problems=self.problems,
+            clock_trusted=lambda: self.trusted,
         )
 
     def _keep(self, topic: str, payload: bytes, qos: int) -> None:
@@ -319,9 +321,21 @@ def test_garbage_is_counted_and_quarantined_with_its_reason(rig: Rig) -> None:
 
 def test_an_implausible_network_time_falls_back_to_the_agent_clock(rig: Rig) -> None:
     rig.server.uplink("soil-node", 2, lse01_payload(30.0), 86_400_000)  # a gateway in 1970
+    rig.server.uplink("soil-node", 2, lse01_payload(31.0), NOW + 3 * 86_400_000)  # days ahead
+    assert [r.ts for r in rig.readings()] == [NOW, NOW + 1]  # the agent's (trusted) clock
+    assert rig.problems.count("lorawan_time_implausible") == 2
+
+
+def test_while_the_agent_clock_is_untrusted_the_network_time_is_the_better_one(
+    tmp_path: Path, farm: FarmConfig
+) -> None:
+    rig = Rig(tmp_path, farm, trusted=False)
+    rig.clock.now = 86_400_000  # a Pi without a real-time clock, booted in 1970
+    rig.server.uplink("soil-node", 2, lse01_payload(30.0), NOW)
     (reading,) = rig.readings()
-    assert reading.ts == NOW
-    assert rig.problems.count("lorawan_time_implausible") == 1
+    assert (reading.ts, reading.flags) == (NOW, 0)  # not held for the agent's clock
+    assert rig.problems.count("lorawan_time_implausible") == 0
+    rig.outbox.close()
 
 
 def test_device_status_events_and_qos0_deliveries(rig: Rig) -> None:
@@ -366,6 +380,7 @@ def test_topics_codec_checks_and_the_build(farm: FarmConfig, tmp_path: Path) -> 
         "outbox": outbox,
         "clock": clock,
         "problems": problems,
+        "clock_trusted": lambda: True,
     }
     assert build_reader(endpoint=None, **common) is None  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="has no point"):

@@ -5,7 +5,8 @@ The one decision, used by the live ingest path and by ``--replay-quarantine`` al
   payload the contract refuses: the whole message is refused;
 - a reading batch: every plausible reading becomes a point; the impossible ones (checked on the
   collector's clock) refuse the message as ``impossible_value`` while the others are written;
-- an agent status becomes an ``agent_status`` point at its own ``ts``; one without ``ts`` (the
+- an agent status becomes an ``agent_status`` point at its own ``ts`` (and one
+  ``device_health`` point per radio device it reports); one without ``ts`` (the
   agent's last will) is stamped with the collector's time when it arrives live, and is not
   stored again when the broker replays it as a retained message at a subscribe (finding 17:
   otherwise every restart of the collector added another "offline" point);
@@ -25,7 +26,7 @@ from farmwatch_shared.contract import (
     parse_topic,
     reading_problem,
 )
-from farmwatch_shared.lineprotocol import reading_lines, status_line
+from farmwatch_shared.lineprotocol import device_health_lines, reading_lines, status_line
 
 MAX_REFUSED_DETAILS = 20
 """Refused readings listed in a refusal's detail (the payload itself is quarantined whole)."""
@@ -74,7 +75,7 @@ def check_message(
     if isinstance(message, AgentStatus):
         if message.ts is None and retained:
             return Checked(replayed_status=True)
-        return Checked(lines=[status_line(message, now_ms)])
+        return Checked(lines=[status_line(message, now_ms), *device_health_lines(message, now_ms)])
     return Checked(refusal=Refusal("bad_topic", f"{topic}: not a topic the collector consumes"))
 
 

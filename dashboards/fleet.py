@@ -1,4 +1,5 @@
-"""*Estado de los equipos / Fleet health*: agents online, last seen, backlog, clock, version."""
+"""*Estado de los equipos / Fleet health*: agents online, last seen, backlog, clock, version, and
+the agents' LoRaWAN sensors (last uplink, battery, signal, lost uplinks)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,15 @@ from dashboards.panels import (
 
 UID = "farmwatch-fleet"
 STATUS = '"raw"."agent_status"'
+DEVICES = '"raw"."device_health"'
+DEVICE_ALIAS = "$tag_farm/$tag_device"
 READINGS = '"raw"./^(water_level|soil_moisture|rain)$/'
 PER_AGENT = f'WHERE {FARM_FILTER} AND $timeFilter GROUP BY "farm", "agent"'
 OVER_TIME = f'WHERE {FARM_FILTER} AND $timeFilter GROUP BY time($__interval), "farm", "agent"'
+PER_DEVICE = f'WHERE {FARM_FILTER} AND $timeFilter GROUP BY "farm", "device"'
+DEVICE_OVER_TIME = (
+    f'WHERE {FARM_FILTER} AND $timeFilter GROUP BY time($__interval), "farm", "device" fill(none)'
+)
 
 
 def _bool_mapping(true_text: str, false_text: str) -> list[dashboard.ValueMapping]:
@@ -41,8 +48,8 @@ def build() -> dashboard_builders.Dashboard:
         UID,
         "Estado de los equipos / Fleet health",
         "Agentes en línea, última lectura, cola pendiente, lecturas descartadas, reloj, "
-        "versión, señal y batería. Agents online, last reading, backlog, dropped readings, "
-        "clock, version, signal and battery.",
+        "versión, señal y batería, sensores LoRaWAN. Agents online, last reading, backlog, "
+        "dropped readings, clock, version, signal and battery, LoRaWAN sensors.",
         "now-24h",
     )
     board.with_panel(
@@ -144,4 +151,59 @@ def build() -> dashboard_builders.Dashboard:
             )
         )
     )
+    _lorawan_panels(board)
     return board
+
+
+def _lorawan_panels(board: dashboard_builders.Dashboard) -> None:
+    """The LoRaWAN sensors' health, from the ``devices`` of their agents' statuses."""
+    board.with_panel(
+        stat_panel(
+            "Último mensaje LoRaWAN / last LoRaWAN uplink",
+            "Hace cuánto envió cada sensor LoRaWAN su último mensaje (hora del servidor de "
+            "red). How long ago each LoRaWAN sensor last uplinked (network server time).",
+            grid(0, 21, 8, 8),
+        )
+        .time_from("7d")
+        .unit("dateTimeFromNow")
+        .with_target(
+            query(f'SELECT last("last_uplink_ts") FROM {DEVICES} {PER_DEVICE}', alias=DEVICE_ALIAS)
+        )
+    )
+    board.with_panel(
+        timeseries_panel(
+            "Batería y señal LoRaWAN / LoRaWAN battery and signal",
+            "Batería (V o %), RSSI (dBm) y SNR (dB) del mejor gateway. Battery (V or %), RSSI "
+            "(dBm) and SNR (dB) at the best gateway.",
+            grid(8, 21, 8, 8),
+        ).with_target(
+            query(
+                'SELECT last("battery_v") AS "battery_v", last("battery_pct") AS "battery_pct", '
+                'last("rssi_dbm") AS "rssi_dbm", last("snr_db") AS "snr_db" '
+                f"FROM {DEVICES} {DEVICE_OVER_TIME}",
+                alias=f"{DEVICE_ALIAS} $col",
+            )
+        )
+    )
+    board.with_panel(
+        timeseries_panel(
+            "Mensajes LoRaWAN perdidos / LoRaWAN uplinks lost",
+            "Mensajes que nunca llegaron (huecos del contador de tramas) y rechazados. Uplinks "
+            "that never arrived (frame-counter gaps) and refused ones.",
+            grid(16, 21, 8, 8),
+        )
+        .decimals(0)
+        .with_target(
+            query(
+                f'SELECT max("lost_uplinks") FROM {DEVICES} {DEVICE_OVER_TIME}',
+                alias=f"{DEVICE_ALIAS} perdidos / lost",
+            )
+        )
+        .with_target(
+            query(
+                f'SELECT max("refused") FROM {DEVICES} {DEVICE_OVER_TIME}',
+                ref_id="B",
+                alias=f"{DEVICE_ALIAS} rechazados / refused",
+            )
+        )
+    )

@@ -1,5 +1,6 @@
-"""The edge agent: microcontroller lines (reader thread) and field buses (a thread each) →
-outbox → MQTT (uplink thread), every thread under one supervisor: no thread dies alone."""
+"""The edge agent: microcontroller lines (reader thread), field buses (a thread each) and LoRaWAN
+uplinks (a thread reading the network server's broker) → outbox → MQTT (uplink thread), every
+thread under one supervisor: no thread dies alone."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from edge.batching import payload_limit
 from edge.clock_guard import ClockGuard
 from edge.committer import ReadingCommitter
 from edge.drivers.poller import BusPoller
+from edge.lorawan.source import LorawanReader
 from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
@@ -55,6 +57,7 @@ class EdgeAgent:
         commit_timeout_s: float,
         status_interval_s: float,
         pollers: Sequence[BusPoller] = (),
+        lorawan: LorawanReader | None = None,
     ) -> None:
         self.farm = farm
         self.agent = agent
@@ -75,6 +78,7 @@ class EdgeAgent:
             [s for s in sensors if s.source is None], outbox, clock, problems, committer
         )
         self._pollers = tuple(pollers)
+        self._lorawan = lorawan
         offline = AgentStatus(v=1, farm=farm, agent=agent, state="offline", version=VERSION)
         self._will_payload = encode_status(offline)
         self._supervisor: Supervisor | None = None
@@ -137,6 +141,7 @@ class EdgeAgent:
             dropped_total=self._outbox.dropped_total(),
             rejected_lines=self._problems.total(),
             clock_synced=self.clock_guard.trusted(),
+            devices=() if self._lorawan is None else self._lorawan.health(),
         )
 
     def run(self, stop: threading.Event) -> str | None:
@@ -150,6 +155,8 @@ class EdgeAgent:
             supervisor.start("serial", self._read)
         for poller in self._pollers:
             supervisor.start(f"bus-{poller.bus.id}", poller.run)  # closes its bus when it ends
+        if self._lorawan is not None:
+            supervisor.start("lorawan", self._lorawan.run)  # disconnects when it ends
         supervisor.start("uplink", self._uplink)
         while not stop.wait(0.5):
             pass

@@ -15,6 +15,7 @@ from edge.agent import EdgeAgent
 from edge.clock_guard import ClockGuard, current_boot_id, ntp_sync_probe
 from edge.committer import ReadingCommitter
 from edge.drivers.poller import OutboxSink, build_pollers
+from edge.lorawan.source import build_reader
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.settings import EdgeSettings
@@ -105,10 +106,28 @@ def _check(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> 
         f"{settings.mqtt_host}:{settings.mqtt_port}"
         f"{' (TLS)' if settings.mqtt_tls_ca_file is not None else ''}"
     )
-    warning = settings.cleartext_warning()
-    if warning is not None:
+    devices = farm.lorawan_devices_of(agent_cfg.id)
+    if devices and settings.lorawan_mqtt_host is not None:
+        tls = " (TLS)" if settings.lorawan_mqtt_tls_ca_file is not None else ""
+        print(
+            f"LoRaWAN: {len(devices)} devices via {devices[0].network} at "
+            f"{settings.lorawan_mqtt_host}:{settings.lorawan_mqtt_port}{tls}"
+        )
+    for warning in _warnings(settings, farm, agent_cfg):
         print(f"Aviso / warning: {warning}")
     return 0
+
+
+def _warnings(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> list[str]:
+    found = [settings.cleartext_warning(), settings.lorawan_cleartext_warning()]
+    devices = farm.lorawan_devices_of(agent_cfg.id)
+    if devices and settings.lorawan_mqtt_host is None:
+        found.append(
+            f"{len(devices)} dispositivos LoRaWAN sin servidor de red configurado: no se leen / "
+            f"{len(devices)} LoRaWAN devices but no network server broker "
+            "(FARMWATCH_EDGE_LORAWAN_MQTT_HOST): they are not read"
+        )
+    return [warning for warning in found if warning is not None]
 
 
 def _run(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> int:
@@ -125,8 +144,7 @@ def _run(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> in
     except CONFIG_ERRORS as exc:
         outbox.close()
         return config_error(exc)
-    warning = settings.cleartext_warning()
-    if warning is not None:
+    for warning in _warnings(settings, farm, agent_cfg):
         log.warning(warning)
     log.info(
         "Agente iniciado / agent started: %s/%s pid %d", farm.farm.id, agent_cfg.id, os.getpid()
@@ -153,6 +171,18 @@ def build_agent(
     calibrator = Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves))
     committer = ReadingCommitter(outbox, clock, problems, calibrator, guard.trusted, boot_id)
     sensors = farm.sensors_of(agent_cfg.id)
+    lorawan = build_reader(
+        farm=farm,
+        agent_id=agent_cfg.id,
+        endpoint=settings.lorawan_endpoint(f"farmwatch-edge-{farm.farm.id}-{agent_cfg.id}-lorawan"),
+        session_expiry_s=settings.lorawan_session_expiry_s,
+        receive_maximum=settings.lorawan_receive_maximum,
+        committer=committer,
+        outbox=outbox,
+        clock=clock,
+        problems=problems,
+        clock_trusted=guard.trusted,
+    )
     pollers = build_pollers(farm, agent_cfg.id, OutboxSink(sensors, committer), clock, problems)
     port = settings.serial_port or agent_cfg.serial_port
     source = None
@@ -183,6 +213,7 @@ def build_agent(
             boot_id=boot_id,
             committer=committer,
             pollers=pollers,
+            lorawan=lorawan,
             status_interval_s=settings.status_interval_s,
         )
     except BaseException:

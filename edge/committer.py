@@ -12,7 +12,7 @@ supervisor stops the agent."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from edge.drivers.base import RawSample
 from edge.outbox import Held, McuPosition, Outbox, StateUpdate
@@ -49,14 +49,19 @@ class ReadingCommitter:
         self._lock = threading.Lock()
 
     def commit(
-        self, sensor: SensorConfig, sample: RawSample, position: McuPosition | None = None
+        self,
+        sensor: SensorConfig,
+        sample: RawSample,
+        position: McuPosition | None = None,
+        source_state: Mapping[str, float] | None = None,
     ) -> Reading | None:
         """Commit ``sample`` of ``sensor`` (and, for a microcontroller sample, the stream
-        ``position`` it moves to) in one transaction; return the reading, or None when it was
+        ``position`` it moves to; for another source, the ``source_state`` it keeps, see
+        ``StateUpdate.source``) in one transaction; return the reading, or None when it was
         quarantined (the state is kept either way). The position's boot is also the counting
         run of a rain gauge's counter on the microcontroller."""
         with self._lock:
-            return self._commit(sensor, sample, position)
+            return self._commit(sensor, sample, position, source_state or {})
 
     def refuse(self, cause: str, detail: str, state: StateUpdate | None = None) -> None:
         """Count, log (once per cause) and quarantine an input that cannot be used."""
@@ -64,14 +69,20 @@ class ReadingCommitter:
         self._outbox.quarantine(self._clock.now_ms(), cause, detail, state)
 
     def _commit(
-        self, sensor: SensorConfig, sample: RawSample, position: McuPosition | None
+        self,
+        sensor: SensorConfig,
+        sample: RawSample,
+        position: McuPosition | None,
+        source_state: Mapping[str, float],
     ) -> Reading | None:
         previous = self._outbox.sensor_state(sensor.id)
         ts = _unique_ts(previous, sample.ts_ms)
         boot = None if position is None else position.boot
         try:
             calibrated = self._calibrator.calibrate(sensor, sample.raw, ts, previous, boot)
-            state = StateUpdate({sensor.id: SensorState(ts, calibrated.counter)}, position)
+            state = StateUpdate(
+                {sensor.id: SensorState(ts, calibrated.counter)}, position, source_state
+            )
             if calibrated.refused is not None:
                 self.refuse(calibrated.refused, f"{sensor.id}: raw {sample.raw}", state)
                 return None
@@ -79,7 +90,9 @@ class ReadingCommitter:
             problem = reading_problem(reading)
         except Exception as exc:  # noqa: BLE001 - isolate the sample: any conversion error
             # quarantines it (the sensor keeps its previous baseline) and the source goes on
-            kept = StateUpdate({sensor.id: SensorState(ts, previous.counter)}, position)
+            kept = StateUpdate(
+                {sensor.id: SensorState(ts, previous.counter)}, position, source_state
+            )
             detail = f"{sensor.id}: raw {sample.raw!r}: {type(exc).__name__}: {exc}"
             self.refuse("calibration_failed", detail, kept)
             return None
@@ -93,7 +106,8 @@ class ReadingCommitter:
     def _reading(
         self, sensor: SensorConfig, sample: RawSample, ts: int, calibrated: Calibrated
     ) -> Reading:
-        flags = 0 if self._clock_trusted() else ReadingFlag.CLOCK_UNSYNCED
+        trusted = sample.own_time or self._clock_trusted()
+        flags = 0 if trusted else ReadingFlag.CLOCK_UNSYNCED
         volume = calibrated.volume_l
         return Reading(
             seq=0,  # the outbox numbers it

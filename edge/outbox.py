@@ -77,6 +77,9 @@ class StateUpdate:
 
     sensors: Mapping[str, SensorState] = field(default_factory=dict)
     mcu: McuPosition | None = None
+    source: Mapping[str, float] = field(default_factory=dict)
+    """A source's own kept values by key (``"<owner>.<name>"``; an owner is not a sensor id:
+    it contains a ``/``, e.g. ``"lorawan/trough-far.fcnt"``), written as given."""
 
 
 # The sensor_state table keeps the key/value rows of earlier releases, so the outboxes on the
@@ -118,6 +121,10 @@ def _state_rows(update: StateUpdate) -> tuple[list[tuple[str, float]], list[str]
     if update.mcu is not None:
         put(_MCU_BOOT, update.mcu.boot)
         put(_MCU_SEQ, update.mcu.seq)
+    for key, value in update.source.items():
+        if "/" not in key.split(".", 1)[0]:
+            raise ValueError(f"source state key {key!r} is not '<owner with a />.<name>'")
+        rows.append((key, float(value)))
     return rows, gone
 
 
@@ -336,6 +343,16 @@ class Outbox:
                 (f"{owner}.", f"{owner}/"),  # "/" is the byte after "."
             ).fetchall()
         return dict(rows)
+
+    def source_state(self, owner: str) -> dict[str, float]:
+        """What a source keeps under ``owner`` (``StateUpdate.source``), by name."""
+        return {key.removeprefix(f"{owner}."): value for key, value in self._kept(owner).items()}
+
+    def set_state(self, state: StateUpdate) -> None:
+        """Keep ``state`` without a reading (a source's event that changes only its state)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._write_state(state)
 
     def set_mcu_position(self, position: McuPosition) -> None:
         """Move the stream position without a reading (a new boot, samples it overwrote)."""

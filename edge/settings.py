@@ -5,15 +5,72 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.batching import max_uncompressed_readings
 from edge.uplink import COMMIT_TIMEOUT_MAX_S
-from farmwatch_shared.settings import MqttSettings
+from farmwatch_shared.mqtt import MqttEndpoint
+from farmwatch_shared.settings import MqttSettings, Port, is_loopback_host, read_secret_file
 
 
-class EdgeSettings(BaseSettings, MqttSettings):
+class LorawanBrokerSettings(BaseModel):
+    """The LoRaWAN network server's MQTT broker (ChirpStack's Mosquitto, The Things Stack's MQTT
+    server): where the agent subscribes to its integration events (docs/lorawan.md)."""
+
+    lorawan_mqtt_host: str | None = None
+    """Unset: the farm file's LoRaWAN devices are not read (the agent and ``--check-config``
+    say so)."""
+    lorawan_mqtt_port: Port = 1883
+    lorawan_mqtt_username: str | None = None
+    """ChirpStack: a Mosquitto user allowed to read ``application/#``; The Things Stack:
+    ``<application id>@<tenant>``."""
+    lorawan_mqtt_password: SecretStr | None = None
+    """The Things Stack: an API key with the application's "read traffic" right."""
+    lorawan_mqtt_password_file: Path | None = None
+    lorawan_mqtt_tls_ca_file: Path | None = None
+    """CA certificate(s): connect with TLS (for The Things Stack's cloud, the system's CA
+    bundle, ``/etc/ssl/certs/ca-certificates.crt``, on port 8883)."""
+    lorawan_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    """How long the broker keeps the agent's session (and the events it queues) while the
+    agent is away (MQTT 5; a 3.1.1 broker keeps it as it chooses)."""
+    lorawan_receive_maximum: int = Field(default=20, ge=1, le=1000)
+    """Events the broker sends before the agent acknowledged them."""
+
+    @model_validator(mode="after")
+    def _lorawan_password_from_file(self) -> LorawanBrokerSettings:
+        if self.lorawan_mqtt_password is not None and self.lorawan_mqtt_password_file is not None:
+            raise ValueError("set lorawan_mqtt_password or lorawan_mqtt_password_file, not both")
+        if self.lorawan_mqtt_password_file is not None:
+            self.lorawan_mqtt_password = read_secret_file(self.lorawan_mqtt_password_file)
+        return self
+
+    def lorawan_endpoint(self, client_id: str) -> MqttEndpoint | None:
+        """The network server's broker, or None when none is configured."""
+        if self.lorawan_mqtt_host is None:
+            return None
+        return MqttEndpoint(
+            host=self.lorawan_mqtt_host,
+            port=self.lorawan_mqtt_port,
+            client_id=client_id,
+            username=self.lorawan_mqtt_username,
+            password=self.lorawan_mqtt_password,
+            tls_ca_file=self.lorawan_mqtt_tls_ca_file,
+        )
+
+    def lorawan_cleartext_warning(self) -> str | None:
+        """A warning when the network server's password travels in plain text over a network."""
+        host = self.lorawan_mqtt_host
+        if host is None or self.lorawan_mqtt_tls_ca_file is not None or is_loopback_host(host):
+            return None
+        return (
+            f"MQTT sin TLS hacia el servidor LoRaWAN {host}:{self.lorawan_mqtt_port} / MQTT "
+            f"without TLS to the LoRaWAN network server {host}:{self.lorawan_mqtt_port}: its "
+            "password travels in plain text (set lorawan_mqtt_tls_ca_file)"
+        )
+
+
+class EdgeSettings(BaseSettings, MqttSettings, LorawanBrokerSettings):
     """Everything the agent needs besides the farm file's sensor definitions."""
 
     model_config = SettingsConfigDict(env_prefix="FARMWATCH_EDGE_", extra="forbid")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from farmwatch_emulators.modbus_bus import ModbusRtuBus, Registers
 from farmwatch_emulators.scenario import DroughtScenario, raw_for
 from farmwatch_emulators.sdi12 import Sdi12Bus, Sdi12Sensor
-from farmwatch_shared.farm.model import BusConfig, FarmConfig, SensorConfig
+from farmwatch_shared.farm.model import BusConfig, BusSource, FarmConfig, SensorConfig
 from farmwatch_shared.farm.register_maps import RegisterField, find_register_map
 
 _FORMATS = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
@@ -52,7 +52,7 @@ class FarmBuses:
         for bus in farm.buses_of(agent_id):
             on_bus: dict[str, list[SensorConfig]] = defaultdict(list)
             for sensor in sensors:
-                if sensor.source is not None and sensor.source.bus == bus.id:
+                if isinstance(sensor.source, BusSource) and sensor.source.bus == bus.id:
                     on_bus[str(sensor.source.address)].append(sensor)
             if bus.driver == "modbus_rtu":
                 self._modbus.append(self._modbus_bus(bus, on_bus))

@@ -10,7 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from farmwatch_shared.calibration.vessels import PressureTransducer, UltrasonicTransducer
+from farmwatch_shared.calibration.vessels import (
+    DepthTransducer,
+    PressureTransducer,
+    UltrasonicTransducer,
+)
 from farmwatch_shared.farm.model import (
     RainGauge,
     SensorConfig,
@@ -138,6 +142,8 @@ def _level_raw(sensor: WaterLevelSensor, pct: float) -> float:
     transducer = sensor.transducer
     if isinstance(transducer, UltrasonicTransducer):
         return transducer.mount_height_mm - level_mm
+    if isinstance(transducer, DepthTransducer):
+        return level_mm - transducer.sensor_elevation_mm
     assert isinstance(transducer, PressureTransducer)
     head_mm = level_mm - transducer.sensor_elevation_mm
     return head_mm * transducer.density_kg_m3 * 9.80665 / 1e6 + transducer.offset_kpa

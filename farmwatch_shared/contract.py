@@ -20,6 +20,7 @@ __all__ = [
     "EARLIEST_TS_MS",
     "IDENT_PATTERN",
     "MAX_COMMITTED_RANGES",
+    "MAX_DEVICES_PER_STATUS",
     "MAX_FUTURE_MS",
     "MAX_PAYLOAD_BYTES",
     "MAX_READINGS_PER_BATCH",
@@ -34,6 +35,7 @@ __all__ = [
     "Committed",
     "ContractError",
     "DeadLetter",
+    "DeviceHealth",
     "Ident",
     "Message",
     "Reading",
@@ -132,6 +134,38 @@ class ReadingBatch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ]
 
 
+MAX_DEVICES_PER_STATUS: Final = 1000
+
+
+class DeviceHealth(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """The health of one radio device an agent reads (a LoRaWAN sensor), in its status."""
+
+    id: Ident
+    """The device's id in the farm file (``[[lorawan_devices]]``)."""
+    last_uplink_ts: int | None = None
+    """Network time of its last uplink (ms since the Unix epoch)."""
+    fcnt: int | None = None
+    """Frame counter of that uplink."""
+    rssi_dbm: float | None = None
+    """Best gateway RSSI of that uplink."""
+    snr_db: float | None = None
+    """Best gateway SNR of that uplink."""
+    battery_v: float | None = None
+    """Battery voltage, as the device reports it in its payload."""
+    battery_pct: float | None = None
+    """Battery level (%), from the payload or the network server's device-status request."""
+    margin_db: int | None = None
+    """Link margin the device reported to the network server's device-status request."""
+    lost_uplinks: int = 0
+    """Uplinks never received, counted from the gaps in the frame counter."""
+    duplicates: int = 0
+    """Uplinks received again and stored once (since the agent started)."""
+    refused: int = 0
+    """Uplinks or values refused and quarantined (since the agent started)."""
+    rejoins: int = 0
+    """Frame-counter resets seen (a rejoin, or a device that restarted its session)."""
+
+
 class AgentStatus(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """Retained agent status; the agent's last will publishes ``state="offline"``."""
 
@@ -145,6 +179,10 @@ class AgentStatus(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknow
     dropped_total: int = 0
     rejected_lines: int = 0
     clock_synced: bool = True
+    devices: Annotated[
+        tuple[DeviceHealth, ...], msgspec.Meta(max_length=MAX_DEVICES_PER_STATUS)
+    ] = ()
+    """The agent's radio devices (LoRaWAN); omitted when it has none."""
 
 
 SeqRange = tuple[Annotated[int, msgspec.Meta(ge=0)], Annotated[int, msgspec.Meta(ge=0)]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from farmwatch_shared.contract import AgentStatus, Reading
+from farmwatch_shared.contract import AgentStatus, DeviceHealth, Reading
 
 _MEASUREMENT_ESCAPES = str.maketrans(
     {",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"}
@@ -128,6 +128,38 @@ def status_line(status: AgentStatus, fallback_ts_ms: int) -> str:
     )
     ts = status.ts if status.ts is not None else fallback_ts_ms
     return f"agent_status,agent={status.agent},farm={status.farm} {fields} {ts}"
+
+
+def device_health_lines(status: AgentStatus, fallback_ts_ms: int) -> list[str]:
+    """One ``device_health`` point per radio device of an agent's status (tags ``farm``,
+    ``agent``, ``device``), at the status's time; fields the device did not report are left
+    out."""
+    ts = status.ts if status.ts is not None else fallback_ts_ms
+    tags = {"farm": status.farm, "agent": status.agent}
+    return [
+        generic_line("device_health", {**tags, "device": device.id}, _health_fields(device), ts)
+        for device in status.devices
+    ]
+
+
+def _health_fields(device: DeviceHealth) -> dict[str, float | int | bool | str]:
+    fields: dict[str, float | int | bool | str] = {
+        "lost_uplinks": device.lost_uplinks,
+        "duplicates": device.duplicates,
+        "refused": device.refused,
+        "rejoins": device.rejoins,
+    }
+    optional: dict[str, float | int | None] = {
+        "last_uplink_ts": device.last_uplink_ts,
+        "fcnt": device.fcnt,
+        "rssi_dbm": device.rssi_dbm,
+        "snr_db": device.snr_db,
+        "battery_v": device.battery_v,
+        "battery_pct": device.battery_pct,
+        "margin_db": device.margin_db,
+    }
+    fields.update({key: value for key, value in optional.items() if value is not None})
+    return fields
 
 
 def generic_line(

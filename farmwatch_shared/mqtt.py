@@ -24,6 +24,8 @@ from pydantic import SecretStr
 from farmwatch_shared.backoff import Backoff
 
 __all__ = [
+    "MQTT_V5",
+    "MQTT_V311",
     "Consumer",
     "Delivery",
     "DeliveryHandler",
@@ -36,6 +38,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+MQTT_V5 = 5
+"""MQTT 5, what farmwatch's own broker and ChirpStack's Mosquitto speak."""
+MQTT_V311 = 4
+"""MQTT 3.1.1 (protocol level 4): The Things Stack's MQTT server speaks only this."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,8 @@ class MqttSession:
     The thread connects, runs paho's loop, and on any loss of connection waits a jittered,
     growing delay before reconnecting. Callbacks run on that thread: keep them short. A caller
     that drives the session from its own thread instead calls ``connect_once`` and ``loop_once``.
+    ``protocol`` is MQTT 5 (``MQTT_V5``) or 3.1.1 (``MQTT_V311``, for brokers that speak nothing
+    newer; ``session_expiry_s`` and ``receive_maximum`` then do not exist on the wire).
     """
 
     def __init__(
@@ -122,8 +130,12 @@ class MqttSession:
         on_message: DeliveryHandler | None = None,
         on_published: PublishHandler | None = None,
         backoff: Backoff | None = None,
+        protocol: int = MQTT_V5,
     ) -> None:
+        if protocol not in (MQTT_V5, MQTT_V311):
+            raise ValueError(f"MQTT protocol level {protocol}: only 5 and 4 (3.1.1)")
         self.endpoint = endpoint
+        self._protocol = protocol
         self._clean_start = clean_start
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
@@ -141,10 +153,13 @@ class MqttSession:
         """Whether the broker kept our session at the last connect (CONNACK), read in
         ``on_connected``."""
 
+        # MQTT 3.1.1 has no session expiry nor clean start: its persistent session is
+        # "clean session" off, kept by the broker for as long as it chooses
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=endpoint.client_id,
-            protocol=paho.MQTTv5,
+            protocol=paho.MQTTv5 if protocol == MQTT_V5 else paho.MQTTv311,
+            clean_session=None if protocol == MQTT_V5 else clean_start,
             manual_ack=manual_ack,
         )
         client.max_inflight_messages_set(max_inflight)
@@ -251,6 +266,11 @@ class MqttSession:
         try:
             if self._ever_connected:
                 self._client.reconnect()
+            elif self._protocol == MQTT_V311:
+                self._client.connect(
+                    self.endpoint.host, self.endpoint.port, keepalive=self.endpoint.keepalive_s
+                )
+                self._ever_connected = True
             else:
                 self._client.connect(
                     self.endpoint.host,
@@ -381,6 +401,7 @@ class MqttConsumer:
         receive_maximum: int,
         max_inflight: int,
         backoff: Backoff | None = None,
+        protocol: int = MQTT_V5,
     ) -> None:
         self._topic_filters = list(topic_filters)
         self._on_delivery: DeliveryHandler | None = None
@@ -394,6 +415,7 @@ class MqttConsumer:
             on_connected=self._subscribe,
             on_message=self._deliver,
             backoff=backoff,
+            protocol=protocol,
         )
 
     @property

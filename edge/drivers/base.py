@@ -27,6 +27,9 @@ class RawSample:
     mono_ms: int
     """The agent's monotonic clock at the read, in ms (lets the outbox re-time readings taken
     while the wall clock was not trusted)."""
+    own_time: bool = False
+    """``ts_ms`` is the sample's own time from another clock (a LoRaWAN network server's), not
+    the agent's: the reading does not wait for the agent's clock to be trusted."""
 
 
 class DriverError(Exception):

@@ -21,7 +21,13 @@ from edge.committer import ReadingCommitter
 from edge.drivers.base import BusDriver, DriverError, DriverSpec, RawSample
 from edge.drivers.registry import driver_spec
 from farmwatch_shared.clock import Clock
-from farmwatch_shared.farm.model import BusConfig, BusDevice, FarmConfig, SensorConfig
+from farmwatch_shared.farm.model import (
+    BusConfig,
+    BusDevice,
+    BusSource,
+    FarmConfig,
+    SensorConfig,
+)
 from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
@@ -47,7 +53,7 @@ class BusPoller:
         self._problems = problems
         self._points: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         for sensor in sensors:
-            if sensor.source is not None and sensor.source.bus == bus.id:
+            if isinstance(sensor.source, BusSource) and sensor.source.bus == bus.id:
                 address = str(sensor.source.address)
                 self._points[address][sensor.source.point].append(sensor.id)
         self._devices: list[BusDevice] = [d for d in bus.devices if str(d.address) in self._points]
@@ -143,7 +149,7 @@ def check_buses(
         spec = spec_for(bus.driver)
         points: dict[str, list[str]] = defaultdict(list)
         for sensor in sensors:
-            if sensor.source is not None and sensor.source.bus == bus.id:
+            if isinstance(sensor.source, BusSource) and sensor.source.bus == bus.id:
                 points[str(sensor.source.address)].append(sensor.source.point)
         spec.check(bus, points)
         checked.append((bus, spec))

@@ -146,4 +146,19 @@ class PressureTransducer(_Frozen):
         )
 
 
-Transducer = Annotated[UltrasonicTransducer | PressureTransducer, Field(discriminator="type")]
+class DepthTransducer(_Frozen):
+    """Submersible level sensor that reports the water depth above itself (a LoRaWAN
+    submersible sensor such as the Milesight EM500-SWL): raw value is that depth in mm."""
+
+    type: Literal["depth"]
+    sensor_elevation_mm: float = 0.0
+    """Height of the sensor above the vessel bottom."""
+
+    def level_mm(self, raw: float) -> float:
+        """Level above the bottom: the depth over the sensor plus its elevation."""
+        return raw + self.sensor_elevation_mm
+
+
+Transducer = Annotated[
+    UltrasonicTransducer | PressureTransducer | DepthTransducer, Field(discriminator="type")
+]

@@ -6,6 +6,7 @@ levels, the vessel geometry. The collector's alert rules and the dashboards read
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +18,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -44,6 +46,17 @@ class BusSource(_Frozen):
     """Which value of the device: a register-map field (Modbus) or a value index (SDI-12)."""
 
 
+class LorawanSource(_Frozen):
+    """Where a sensor read over LoRaWAN gets its raw value: a point of one of its device's
+    uplinks, as the device's codec decodes them."""
+
+    lorawan: Ident
+    """Id of the LoRaWAN device (``[[lorawan_devices]]``)."""
+    point: str = Field(min_length=1, max_length=32)
+    """Which value of the uplink: a point of the device's codec (``distance_mm``,
+    ``moisture_pct``, ``depth_mm``…; see docs/lorawan.md) or a key of its ``object_fields``."""
+
+
 class _SensorBase(_Frozen):
     id: Ident
     """Sensor id, unique in the farm: names the series in the database and the sensor in alert
@@ -55,8 +68,9 @@ class _SensorBase(_Frozen):
     on a field bus also takes a channel name of its own."""
     label: str = ""
     """Human name shown to operators, e.g. "Bebedero potrero norte"."""
-    source: BusSource | None = None
-    """Set for sensors on a field bus; unset for sensors on the FWL/1 microcontroller."""
+    source: BusSource | LorawanSource | None = None
+    """Set for sensors on a field bus or behind a LoRaWAN network server; unset for sensors on
+    the FWL/1 microcontroller."""
 
 
 class SoilMoistureSensor(_SensorBase):
@@ -165,6 +179,64 @@ class BusConfig(_Frozen):
         return self._farm_dir
 
 
+DevEui = Annotated[str, Field(pattern=r"^[0-9A-Fa-f]{16}$")]
+TtsId = Annotated[str, Field(pattern=r"^[a-z0-9](?:-?[a-z0-9]){1,35}$")]
+_CHIRPSTACK_APPLICATION = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_TTS_APPLICATION = r"^[a-z0-9](?:-?[a-z0-9]){1,35}@[a-z0-9](?:-?[a-z0-9]){1,35}$"
+
+
+class LorawanDevice(_Frozen):
+    """A battery LoRaWAN sensor behind a network server (ChirpStack v4 or The Things Stack v3)
+    whose MQTT integration the agent subscribes to; its uplinks become readings of the sensors
+    that name it in ``source.lorawan``."""
+
+    id: Ident
+    """Device id, unique in the farm; sensors name it in ``source.lorawan``."""
+    agent: Ident
+    """Id of the agent (``[[agents]]``) that subscribes to the network server for it."""
+    network: Literal["chirpstack", "tts"]
+    """The network server: ChirpStack v4 (``chirpstack``) or The Things Stack v3 / The Things
+    Network (``tts``)."""
+    application: str = Field(min_length=1, max_length=80)
+    """The network server's application: a ChirpStack application id (a UUID), or
+    ``<application id>@<tenant>`` on The Things Stack (``@ttn`` on The Things Network)."""
+    dev_eui: DevEui | None = None
+    """The device's DevEUI, 16 hex digits (required with ChirpStack, whose topics name it)."""
+    device_id: TtsId | None = None
+    """The Things Stack's end-device id (required with ``tts``, whose topics name it)."""
+    codec: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,32}$")]
+    """How its uplinks' bytes are decoded: a built-in codec (``dragino_ldds75``,
+    ``dragino_dds75_lb``, ``dragino_lse01``, ``milesight_em500_swl``), or ``object`` to take the
+    values the network server's own payload decoder produced (``object_fields``)."""
+    object_fields: dict[str, str] = {}
+    """With ``codec = "object"``: point name → dotted path of a number in the network server's
+    decoded object (ChirpStack ``object``, The Things Stack ``decoded_payload``), e.g.
+    ``{ distance_mm = "distance" }``."""
+
+    @field_validator("dev_eui")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return None if value is None else value.lower()
+
+    @model_validator(mode="after")
+    def _addressable(self) -> LorawanDevice:
+        if self.network == "chirpstack":
+            if self.dev_eui is None:
+                raise ValueError("a ChirpStack device needs its dev_eui")
+            if not re.fullmatch(_CHIRPSTACK_APPLICATION, self.application):
+                raise ValueError("a ChirpStack application is its id, a lower-case UUID")
+        else:
+            if self.device_id is None:
+                raise ValueError("a The Things Stack device needs its device_id")
+            if not re.fullmatch(_TTS_APPLICATION, self.application):
+                raise ValueError(
+                    'a The Things Stack application is "<application id>@<tenant>" (@ttn on TTN)'
+                )
+        if (self.codec == "object") != bool(self.object_fields):
+            raise ValueError('object_fields go with codec = "object", and only with it')
+        return self
+
+
 class AgentConfig(_Frozen):
     """One Raspberry Pi edge agent and the microcontroller it reads."""
 
@@ -208,6 +280,8 @@ class FarmConfig(_Frozen):
     """Soil-moisture curves per soil type, named by calibration records."""
     calibrations: tuple[CalibrationRecord, ...] = ()
     """Dated calibration records of soil-moisture probes."""
+    lorawan_devices: tuple[LorawanDevice, ...] = ()
+    """LoRaWAN sensors, read through a network server's MQTT integration (docs/lorawan.md)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> FarmConfig:
@@ -235,6 +309,7 @@ class FarmConfig(_Frozen):
             if sensor_id is not None and wanted is not None and kinds[sensor_id] != wanted:
                 raise ValueError(f"alert {rule.id}: {rule.type} needs a {wanted.value} sensor")
         self._check_buses(agent_ids)
+        self._check_lorawan(agent_ids)
         self._check_calibrations(kinds)
         return self
 
@@ -249,7 +324,7 @@ class FarmConfig(_Frozen):
             if len(set(addresses)) != len(addresses):
                 raise ValueError(f"bus {bus.id}: two devices share an address")
         for sensor in self.sensors:
-            if sensor.source is None:
+            if not isinstance(sensor.source, BusSource):
                 continue
             owner = buses.get(sensor.source.bus)
             if owner is None:
@@ -260,6 +335,46 @@ class FarmConfig(_Frozen):
                 raise ValueError(
                     f"sensor {sensor.id}: no device {sensor.source.address} on bus {owner.id}"
                 )
+
+    def _check_lorawan(self, agent_ids: list[str]) -> None:
+        devices = {d.id: d for d in self.lorawan_devices}
+        if len(devices) != len(self.lorawan_devices):
+            raise ValueError("LoRaWAN device ids must be unique")
+        addresses = [
+            (d.network, d.application, d.device_id or d.dev_eui) for d in self.lorawan_devices
+        ]
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("two LoRaWAN devices share one dev_eui / device_id")
+        networks: dict[str, set[str]] = {}
+        for device in self.lorawan_devices:
+            if device.agent not in agent_ids:
+                raise ValueError(f"LoRaWAN device {device.id} names unknown agent {device.agent}")
+            networks.setdefault(device.agent, set()).add(device.network)
+        for agent_id, kinds in networks.items():
+            if len(kinds) > 1:
+                raise ValueError(
+                    f"agent {agent_id}: its LoRaWAN devices are on one network server (one "
+                    f"broker per agent), not {' and '.join(sorted(kinds))}"
+                )
+        self._check_lorawan_sensors(devices)
+
+    def _check_lorawan_sensors(self, devices: dict[str, LorawanDevice]) -> None:
+        for sensor in self.sensors:
+            if not isinstance(sensor.source, LorawanSource):
+                continue
+            owner = devices.get(sensor.source.lorawan)
+            if owner is None:
+                raise ValueError(
+                    f"sensor {sensor.id} names unknown LoRaWAN device {sensor.source.lorawan}"
+                )
+            if owner.agent != sensor.agent:
+                raise ValueError(
+                    f"sensor {sensor.id}: LoRaWAN device {owner.id} is on agent {owner.agent}"
+                )
+
+    def lorawan_devices_of(self, agent_id: str) -> tuple[LorawanDevice, ...]:
+        """The LoRaWAN devices one agent subscribes to."""
+        return tuple(d for d in self.lorawan_devices if d.agent == agent_id)
 
     def _check_calibrations(self, kinds: dict[str, SensorKind]) -> None:
         curve_ids = {c.id for c in self.soil_curves}

@@ -43,6 +43,7 @@ TITLES = {
     "agents-microcontroller": "Microcontrolador / Microcontroller",
     "sensors": "Sensores / Sensors",
     "sensors-source": "Fuente en un bus de campo / Field-bus source",
+    "sensors-source-lorawansource": "Fuente LoRaWAN / LoRaWAN source",
     "sensors-transducer": "Transductor de nivel / Level transducer",
     "sensors-vessel": "Recipiente / Vessel",
     "alerts": "Reglas de alerta / Alert rules",
@@ -52,6 +53,7 @@ TITLES = {
     "soil_curves": "Curvas de suelo / Soil curves",
     "soil_curves-curve": "Curva de calibración / Calibration curve",
     "calibrations": "Registros de calibración / Calibration records",
+    "lorawan_devices": "Dispositivos LoRaWAN / LoRaWAN devices",
     "map-device": "Dispositivo / Device",
     "map-fields": "Valores del dispositivo / Device values",
 }
@@ -63,6 +65,7 @@ VARIANT_TITLES = {
     "WaterLevelSensor": "Nivel de agua / Water level",
     "UltrasonicTransducer": "Ultrasónico / Ultrasonic",
     "PressureTransducer": "Presión / Pressure",
+    "DepthTransducer": "Profundidad sumergida / Submersible depth",
     "VerticalCylinder": "Cilindro vertical / Vertical cylinder",
     "RectangularTrough": "Pileta rectangular / Rectangular trough",
     "HorizontalCylinder": "Cilindro horizontal / Horizontal cylinder",
@@ -87,6 +90,10 @@ NOTES = {
         "Drivers (`modbus_rtu`, `sdi12`) and their `options`: [drivers.md](drivers.md); a "
         "`modbus_rtu` device names its [register map](#register-maps) in "
         '`options.register_map = "<name>"`.'
+    ),
+    "lorawan_devices": (
+        "Codecs and their points, the network servers' set-up and what each guarantees: "
+        "[lorawan.md](lorawan.md)."
     ),
     "calibrations": (
         "A probe's readings use the record in force at the reading's time; before its first "
@@ -352,7 +359,15 @@ class _Type:
             return self._text(inner, toml)
         if origin in (Union, types.UnionType):
             kept = [a for a in args if a is not type(None)]
-            return " or ".join(self._text(a, toml) for a in kept)
+            models = [a for a in kept if isinstance(a, type) and issubclass(a, BaseModel)]
+            # one key, several kinds of table (``source``: a bus or a LoRaWAN device): the
+            # first keeps the key's anchor, the others get one of their own
+            return " or ".join(
+                "table: " + self._target(a, None, toml, f"-{a.__name__.lower()}")
+                if a in models[1:]
+                else self._text(a, toml)
+                for a in kept
+            )
         if origin is Literal:
             self.allowed.extend(f"`{_toml_value(a)}`" for a in args)
             return "integer" if all(isinstance(a, int) for a in args) else "string"
@@ -366,9 +381,9 @@ class _Type:
             return "table: " + self._target(tp, None, toml)
         return _SCALARS.get(tp, getattr(tp, "__name__", str(tp)))
 
-    def _target(self, tp: Any, discriminator: str | None, toml: str) -> str:
+    def _target(self, tp: Any, discriminator: str | None, toml: str, suffix: str = "") -> str:
         models = tuple(get_args(tp)) if discriminator else (tp,)
-        anchor = self._prefix + self._path.replace(".", "-")
+        anchor = self._prefix + self._path.replace(".", "-") + suffix
         target = Target(
             anchor, toml, self._path, self._prefix, models, discriminator, self._description
         )

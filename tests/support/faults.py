@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
@@ -111,3 +112,25 @@ def assert_exactly_once(influx: Influx, produced: list[float], timeout_s: float 
     assert raws == sorted(produced), "some reading was stored twice"
     assert sorted(row["seq"] for row in rows) == list(range(len(produced)))
     assert all(abs(row["value"] - row["raw"] / 1000) < 1e-9 for row in rows)
+
+
+def assert_sensor_once(
+    influx: Influx, measurement: str, sensor: str, produced: list[float], timeout_s: float = 90
+) -> list[dict[str, Any]]:
+    """InfluxDB holds each raw value ``sensor`` produced exactly once (any source: the raw
+    values must be distinct); return its rows."""
+    query = f"SELECT raw, seq, value, volume_l FROM {measurement} WHERE sensor = '{sensor}'"
+    wait_for(
+        lambda: len(influx.query(query)) >= len(produced),
+        timeout_s=timeout_s,
+        interval_s=0.3,
+        what=f"{len(produced)} points of {sensor}",
+    )
+    time.sleep(1.0)  # anything duplicated or late would show now
+    rows = influx.query(query)
+    raws = sorted(row["raw"] for row in rows)
+    missing = sorted(set(produced) - set(raws))
+    assert not missing, f"{sensor}: lost {len(missing)} readings, first {missing[:10]}"
+    assert raws == sorted(produced), f"{sensor}: some reading was stored twice"
+    assert len({row["seq"] for row in rows}) == len(rows), "one seq stored twice"
+    return rows

@@ -68,10 +68,13 @@ def documented_models(
         found = list(_models_in(info.annotation))
         if isinstance(info.discriminator, str):
             found = [(tuple(get_args(info.annotation)), info.discriminator)]
+        plain = [v for variants, d in found if d is None for v in variants]
         for variants, discriminator in found:
             for variant in variants:
                 if discriminator is None:
-                    yield variant, [sub], ""
+                    # one key, several kinds of table: the first under the key's anchor
+                    first = plain.index(variant) == 0
+                    yield variant, [sub if first else f"{sub}-{variant.__name__.lower()}"], ""
                 else:
                     (value,) = get_args(variant.model_fields[discriminator].annotation)
                     anchor = f"{sub}-{getattr(value, 'value', value)}"

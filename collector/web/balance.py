@@ -424,6 +424,8 @@ def periods(
     timezone: str, start_ms: int, end_ms: int, period: Period
 ) -> list[tuple[int, int, str]]:
     """(start, end, label) of the local days or months overlapping ``[start_ms, end_ms)``."""
+    if end_ms <= start_ms:
+        return []
     zone = ZoneInfo(timezone)
     local = datetime.fromtimestamp(start_ms / 1000, zone).date()
     day = local.replace(day=1) if period == "month" else local

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -244,8 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = BalanceExportSettings()
         farms = load_farm_dir(settings.farm_dir)
+        for farm in farms.values():
+            ZoneInfo(farm.farm.timezone)  # the balance's days are local days
     except (ValidationError, OSError, FarmConfigError) as exc:
         return config_error(exc)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        return config_error(FarmConfigError(f"time zone / zona horaria: {exc}"))
     unknown = sorted(set(args.farm or ()) - set(farms))
     if unknown:
         return config_error(FarmConfigError(f"no farm {', '.join(unknown)} in {settings.farm_dir}"))

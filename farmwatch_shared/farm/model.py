@@ -279,11 +279,6 @@ class FarmConfig(_Frozen):
         vessels = {s.id: s for s in self.sensors if isinstance(s, WaterLevelSensor)}
         fed = {s.fed_from for s in vessels.values() if s.fed_from is not None}
         for vessel in vessels.values():
-            if vessel.only_feeds_fed_vessels and vessel.id not in fed:
-                raise ValueError(
-                    f"sensor {vessel.id}: only_feeds_fed_vessels, but no vessel names it in "
-                    "fed_from"
-                )
             if vessel.fed_from is None:
                 continue
             source = vessels.get(vessel.fed_from)
@@ -303,6 +298,12 @@ class FarmConfig(_Frozen):
                     raise ValueError(f"sensor {vessel.id}: fed_from goes round in a circle")
                 seen.append(source.id)
                 source = vessels.get(source.fed_from) if source.fed_from is not None else None
+        for vessel in vessels.values():
+            if vessel.only_feeds_fed_vessels and vessel.id not in fed:
+                raise ValueError(
+                    f"sensor {vessel.id}: only_feeds_fed_vessels, but no vessel names it in "
+                    "fed_from"
+                )
 
     def _check_buses(self, agent_ids: list[str]) -> None:
         buses = {b.id: b for b in self.buses}

@@ -1,10 +1,11 @@
-"""The water balance as CSV (collector/web/balance_csv.py) and as InfluxDB points
-(collector/web/balance_export.py), from one balance."""
+"""The water balance as CSV (collector/web/balance_csv.py), as InfluxDB points and the
+``farmwatch-water-balance`` command's checks (collector/web/balance_export.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from support.paths import FARM_FILES
@@ -17,7 +18,7 @@ from collector.web.balance import (
     combine,
 )
 from collector.web.balance_csv import CSV_BOM, balance_csv, header
-from collector.web.balance_export import balance_lines
+from collector.web.balance_export import balance_lines, main
 from farmwatch_shared.farm.model import load_farm_config
 
 ISTMO = load_farm_config(FARM_FILES / "oax-istmo.toml")
@@ -157,3 +158,27 @@ def test_a_month_is_the_sum_of_its_days() -> None:
     partial = combine(ISTMO, [day(0), day(1, complete=False)], MARCH_10, MARCH_10 + 2 * DAY_MS, "x")
     assert not partial.complete
     assert partial.vessels["trough-long"].litres_per_animal_day is None
+
+
+def test_the_command_checks_settings_and_farm_files_without_a_database(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FARMWATCH_COLLECTOR_FARM_DIR", str(FARM_FILES))
+    monkeypatch.setenv("FARMWATCH_COLLECTOR_INFLUX_URL", "http://127.0.0.1:9")  # never contacted
+    monkeypatch.setenv("FARMWATCH_COLLECTOR_MQTT_HOST", "broker.example")  # not ours: ignored
+    assert main(["--check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "chis-frailesca: tank-hill (rain_tank), trough-a (trough, ← tank-hill)" in out
+    farms = tmp_path / "farms"
+    farms.mkdir()
+    text = (FARM_FILES / "oax-istmo.toml").read_text(encoding="utf-8")
+    (farms / "oax-istmo.toml").write_text(
+        text.replace('timezone = "America/Mexico_City"', 'timezone = "America/Nowhere"'), "utf-8"
+    )
+    monkeypatch.setenv("FARMWATCH_COLLECTOR_FARM_DIR", str(farms))
+    assert main(["--check-config"]) == 2
+    assert "America/Nowhere" in capsys.readouterr().err
+    (farms / "oax-istmo.toml").write_text(text.replace('fed_from = "tank-steel"', 'fed_from = "x"'))
+    assert main(["--check-config"]) == 2
+    assert "trough-long: fed_from names x" in capsys.readouterr().err
+    assert main(["--days", "0", "--check-config"]) == 2

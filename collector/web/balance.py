@@ -78,6 +78,8 @@ Series = Sequence[tuple[int, float]]
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 _MAD_TO_SIGMA = 1.4826
+DEFAULT_HARVEST_LAG_H = 2.0
+"""A rain tank's ``harvest_lag_h`` when its farm file does not set it."""
 
 
 @dataclass(frozen=True)
@@ -406,7 +408,8 @@ def track(
     inflow = inflows(times, levels, swings, outflow, zone)
     harvest = [False] * len(times)
     if sensor.role == "rain_tank":
-        lag_ms = int(sensor.harvest_lag_h * HOUR_MS)
+        lag_h = DEFAULT_HARVEST_LAG_H if sensor.harvest_lag_h is None else sensor.harvest_lag_h
+        lag_ms = int(lag_h * HOUR_MS)
         harvest = harvest_steps(
             times, inflow, swings, threshold, lambda a, b: rain.near(a, b, lag_ms)
         )

@@ -107,9 +107,9 @@ class WaterLevelSensor(_SensorBase):
     inflow."""
     animals: int | None = Field(default=None, ge=1, le=100_000)
     """Head of cattle drinking at this trough (troughs only): gives litres per animal per day."""
-    harvest_lag_h: float = Field(default=2.0, ge=0, le=48)
+    harvest_lag_h: float | None = Field(default=None, ge=0, le=48)
     """Rain tanks only: rises up to this long after the last rain are still harvest (water
-    running down gutters or a channel); later rises are deliveries."""
+    running down gutters or a channel); later rises are deliveries. Unset: 2 h."""
     only_feeds_fed_vessels: bool = False
     """Tanks that feed troughs only: true when every litre leaving this tank goes to the vessels
     that name it in ``fed_from`` (no tap, no unmonitored trough), so all its falls are transfers
@@ -125,7 +125,7 @@ class WaterLevelSensor(_SensorBase):
             raise ValueError(f"sensor {self.id}: fed_from names the sensor itself")
         if self.animals is not None and self.role != "trough":
             raise ValueError(f"sensor {self.id}: animals drink at troughs, not a {self.role}")
-        if "harvest_lag_h" in self.model_fields_set and self.role != "rain_tank":
+        if self.harvest_lag_h is not None and self.role != "rain_tank":
             raise ValueError(f"sensor {self.id}: harvest_lag_h is for rain tanks only")
         if self.only_feeds_fed_vessels and self.role == "trough":
             raise ValueError(f"sensor {self.id}: a trough feeds no vessel")

@@ -1,0 +1,1 @@
+"""``farmwatch-web``: the operators' phone page, server-rendered (docs/web.md)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from collector.alerts.api import ApiConfig, tls_context
 from collector.alerts.channels import SmsChannel
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
@@ -36,7 +37,8 @@ gateway), in Spanish or English per contact.
 
 Settings come from FARMWATCH_ALERTS_* environment variables (FARMWATCH_ALERTS_FARM_DIR,
 FARMWATCH_ALERTS_STATE_DB, FARMWATCH_ALERTS_MQTT_HOST, FARMWATCH_ALERTS_MODEM_PORT,
-FARMWATCH_ALERTS_GATEWAY_URL, FARMWATCH_ALERTS_GATEWAY_AUTH_TOKEN_FILE, ...); see docs/alerts.md.
+FARMWATCH_ALERTS_GATEWAY_URL, FARMWATCH_ALERTS_GATEWAY_AUTH_TOKEN_FILE,
+FARMWATCH_ALERTS_API_LISTEN, FARMWATCH_ALERTS_API_TOKEN_FILE, ...); see docs/alerts.md.
 """
 
 
@@ -47,6 +49,27 @@ def load_farms(settings: AlertSettings) -> dict[str, FarmConfig]:
         for farm_id, config in load_farm_dir(settings.farm_dir).items()
         if owns_farm(farm_id, settings.instance_index, settings.instance_count)
     }
+
+
+def api_config(settings: AlertSettings) -> ApiConfig | None:
+    """Where the API listens, its token and TLS context (loading the certificate and key:
+    OSError / ssl.SSLError when they are unreadable or do not match); None when it is off."""
+    address = settings.api_address()
+    if address is None:
+        return None
+    assert settings.api_token is not None  # checked by the settings
+    tls = None
+    if settings.api_tls_cert is not None and settings.api_tls_key is not None:
+        tls = tls_context(settings.api_tls_cert, settings.api_tls_key)
+    return ApiConfig(address[0], address[1], settings.api_token, tls)
+
+
+def _api_summary(api: ApiConfig | None) -> str:
+    if api is None:
+        return "API off"
+    scheme = "https" if api.tls is not None else "http"
+    host = f"[{api.host}]" if ":" in api.host else api.host
+    return f"API {scheme}://{host}:{api.port} (bearer token)"
 
 
 def _when(ts_ms: int | None) -> str:
@@ -101,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = AlertSettings()
         farms = load_farms(settings)
-    except (ValidationError, OSError, FarmConfigError) as exc:
+        api = api_config(settings)
+    except (ValidationError, ValueError, OSError, FarmConfigError) as exc:
         return config_error(exc)
     clock = SystemClock()
     if args.history is not None:
@@ -116,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"Configuración válida / configuration valid: instance {settings.instance_index + 1}"
             f"/{settings.instance_count}, broker {settings.mqtt_host}:{settings.mqtt_port} as "
-            f"{settings.client_id}, channels {' → '.join(channels)}, state {settings.state_db}"
+            f"{settings.client_id}, channels {' → '.join(channels)}, state {settings.state_db}, "
+            f"{_api_summary(api)}"
         )
         for farm in farms.values():
             print(
@@ -178,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         lease_ttl_s=settings.lease_ttl_s,
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=settings.retry_max_s,
+        api=api,
     )
     failed = service.run(stop)
     return EX_SOFTWARE if failed is not None else 0

@@ -101,7 +101,7 @@ class CommandHandler:
             if incident is None or incident.farm not in farms_of_phone:
                 reply = f"No hay alerta {number}." if es else f"No alert {number}."
                 outcome = "ack_unknown_incident"
-            elif self._store.acknowledge(number, phone, now):
+            elif self._store.acknowledge(number, phone, now, via="sms"):
                 log.info("Alerta %d reconocida / acknowledged by %s", number, mask_phone(phone))
                 reply = (
                     f"Alerta {number} recibida, gracias. No se escalará."

@@ -21,14 +21,19 @@ Row = tuple[str, int, str]
 
 
 def event_line(e: dict[str, Any]) -> str:
-    """The ``alert_event`` point of an event row (an acknowledgement names who, masked)."""
+    """The ``alert_event`` point of an event row (an acknowledgement names who, a phone
+    masked, and how: ``via`` ``sms`` or ``web``)."""
     fields: dict[str, float | int | bool | str] = {
         "from_state": e["from_state"],
         "incident": int(e["incident"] or 0),
     }
     detail = str(e["detail"] or "")
     if e["to_state"] == "acknowledged":
-        fields["by"] = mask_phone(detail)
+        via, sep, by = detail.partition(":")
+        if not sep or via not in ("sms", "web"):  # older rows: the phone number alone
+            via, by = "sms", detail
+        fields["by"] = by if via == "web" else mask_phone(by)  # web: a user name
+        fields["via"] = via
     else:
         fields["rule_type"] = redact(detail)
     if e["value"] is not None:

@@ -126,6 +126,12 @@ def _condition(facts: AlertFacts, language: Language) -> str:
     return f"sin datos de {target} hace {hours} h" if es else f"no data from {target} for {hours} h"
 
 
+def describe(facts: AlertFacts, language: Language) -> str:
+    """The condition an alert is about (sensor, value, threshold), as its SMS words it but
+    without head and request: e.g. ``Bebedero potrero norte 19% (umbral 25%)``."""
+    return _condition(facts, language)
+
+
 def render(notice: Notice, facts: AlertFacts, language: Language, ascii_only: bool) -> str:
     """The SMS text for one notice to one contact."""
     es = language == "es"

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.alerts.api import AlertApi, ApiConfig, ApiServer
 from collector.alerts.channels import ChannelError, SmsChannel
 from collector.alerts.commands import CommandHandler
 from collector.alerts.dispatch import Dispatcher
@@ -70,7 +71,7 @@ class ServiceTiming:
 
 
 class AlertService:
-    """Wires MQTT, engine, outbox dispatcher, two-way SMS and history export."""
+    """Wires MQTT, engine, outbox dispatcher, two-way SMS, history export and the HTTP API."""
 
     def __init__(
         self,
@@ -89,6 +90,7 @@ class AlertService:
         retry_initial_s: float = 30.0,
         retry_max_s: float = 900.0,
         timing: ServiceTiming | None = None,
+        api: ApiConfig | None = None,
     ) -> None:
         self._farms = dict(farms)
         self._state_db = state_db
@@ -102,6 +104,7 @@ class AlertService:
         self._lease_ttl_ms = int(lease_ttl_s * 1000)
         self._retry = (retry_initial_s, retry_max_s)
         self.timing = timing or ServiceTiming()
+        self._api = api
         self._inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self._wake = threading.Event()
         self.leader = threading.Event()
@@ -126,6 +129,8 @@ class AlertService:
         supervisor = Supervisor("farmwatch-alerts", stop, log)
         supervisor.start("alerts-engine", self._engine_loop)
         supervisor.start("alerts-delivery", self._delivery_loop)
+        if self._api is not None:
+            supervisor.start("alerts-api", self._api_loop)
         stop.wait()
         supervisor.join(30.0)
         # only now, with the modem closed, may a standby take over
@@ -226,6 +231,27 @@ class AlertService:
             if self._modem is not None:
                 self._modem.close()
             store.close()
+
+    def _api_loop(self, stop: threading.Event) -> None:
+        """The HTTP API (docs/alerts.md): serves standby answers (503) while another process
+        holds the lease, incidents and acknowledgements while this one does."""
+        assert self._api is not None
+        api = AlertApi(
+            self._farms,
+            lambda: AlertStore(self._state_db, self._clock),
+            self._clock,
+            self._problems,
+            self._api.token,
+            serving=self.leader.is_set,
+        )
+        server = ApiServer(self._api, api, self._problems)
+        log.info(
+            "API en / listening on %s://%s:%d",
+            "https" if self._api.tls is not None else "http",
+            self._api.host,
+            server.port,
+        )
+        server.serve(stop)
 
     def _poll_modem(self, store: AlertStore, sweep: bool) -> None:
         assert self._modem is not None

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farmwatch_shared.farm.directory import DEFAULT_FARM_DIR
-from farmwatch_shared.settings import MqttSettings, read_secret_file
+from farmwatch_shared.settings import MqttSettings, is_loopback_host, read_secret_file
+
+_LISTEN = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]\s]+)):([0-9]{1,5})")
+MIN_TOKEN_CHARS = 16
+"""A shorter API token is refused (``secrets.token_urlsafe(32)`` makes one of 43)."""
 
 
 class AlertSettings(BaseSettings, MqttSettings):
@@ -52,6 +57,17 @@ class AlertSettings(BaseSettings, MqttSettings):
     influx_password: SecretStr | None = None
     influx_password_file: Path | None = None
 
+    api_listen: str = "127.0.0.1:8471"
+    """``host:port`` of the alerting API (``[v6]:port`` for IPv6), through which the web
+    application reads incidents and acknowledges them; empty: no API."""
+    api_token: SecretStr | None = None
+    """Bearer token every API request must carry (required while the API is on)."""
+    api_token_file: Path | None = None
+    api_tls_cert: Path | None = None
+    """PEM certificate (chain) of the API; with ``api_tls_key`` the API speaks HTTPS only.
+    Required when ``api_listen`` is not a loopback address."""
+    api_tls_key: Path | None = None
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")
@@ -70,4 +86,37 @@ class AlertSettings(BaseSettings, MqttSettings):
             )
         if self.modem_port is None and self.gateway_url is None:
             raise ValueError("configure an SMS channel: modem_port and/or gateway_url")
+        self._check_api()
         return self
+
+    def _check_api(self) -> None:
+        if self.api_token is not None and self.api_token_file is not None:
+            raise ValueError("set api_token or api_token_file, not both")
+        if self.api_token_file is not None:
+            self.api_token = read_secret_file(self.api_token_file)
+        if (self.api_tls_cert is None) != (self.api_tls_key is None):
+            raise ValueError("set api_tls_cert and api_tls_key together")
+        address = self.api_address()
+        if address is None:
+            return
+        if self.api_token is None or len(self.api_token.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"the API (api_listen {self.api_listen}) needs api_token_file with a token of "
+                f"{MIN_TOKEN_CHARS}+ characters; set api_listen to empty to turn the API off"
+            )
+        if self.api_tls_cert is None and not is_loopback_host(address[0]):
+            raise ValueError(
+                f"api_listen {self.api_listen} is not a loopback address: set api_tls_cert and "
+                "api_tls_key (HTTPS), or listen on 127.0.0.1 behind a TLS reverse proxy"
+            )
+
+    def api_address(self) -> tuple[str, int] | None:
+        """(host, port) the API listens on; None when it is off. Raise ValueError for an
+        address that is not ``host:port``."""
+        text = self.api_listen.strip()
+        if not text:
+            return None
+        m = _LISTEN.fullmatch(text)
+        if m is None or not 1 <= int(m.group(3)) <= 65535:
+            raise ValueError(f"api_listen must be host:port or [v6]:port (port 1-65535): {text!r}")
+        return m.group(1) or m.group(2), int(m.group(3))

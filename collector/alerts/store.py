@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from farmwatch_shared.clock import Clock
 
@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS rule_state (
 );
 CREATE TABLE IF NOT EXISTS incidents (
     id INTEGER PRIMARY KEY AUTOINCREMENT, farm TEXT NOT NULL, rule TEXT NOT NULL,
-    opened_ms INTEGER NOT NULL, resolved_ms INTEGER, acked_ms INTEGER, acked_by TEXT
+    opened_ms INTEGER NOT NULL, resolved_ms INTEGER, acked_ms INTEGER, acked_by TEXT,
+    acked_via TEXT
 );
 CREATE TABLE IF NOT EXISTS alert_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, farm TEXT NOT NULL,
@@ -71,6 +72,18 @@ CREATE TABLE IF NOT EXISTS quarantine (
     origin TEXT NOT NULL, payload BLOB NOT NULL, cause TEXT NOT NULL, detail TEXT NOT NULL
 );
 """
+_MIGRATIONS = (
+    # (table, column, definition, statement filling it on existing rows)
+    (
+        "incidents",
+        "acked_via",
+        "TEXT",
+        # before the web acknowledgement, every acknowledgement came by SMS
+        "UPDATE incidents SET acked_via='sms' WHERE acked_ms IS NOT NULL",
+    ),
+)
+AckVia = Literal["sms", "web"]
+"""How an incident was acknowledged: an ``OK n`` SMS, or the web page (through the API)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,12 @@ class Incident:
     opened_ms: int
     resolved_ms: int | None
     acked_ms: int | None
+    acked_by: str | None = None
+    """The acknowledging phone (whole: mask it before it leaves the store) or user name."""
+    acked_via: AckVia | None = None
+
+
+_INCIDENT_COLUMNS = ", ".join(f.name for f in fields(Incident))
 
 
 class AlertStore:
@@ -126,12 +145,14 @@ class AlertStore:
     def __init__(self, path: Path, clock: Clock) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        self._depth = 0
         # Switching a new file to WAL needs an exclusive lock that SQLite does not wait for:
         # retry while another connection is creating the same database.
         for attempt in range(200):
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.executescript(_SCHEMA)
+                self._migrate()
                 break
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == 199:
@@ -140,7 +161,16 @@ class AlertStore:
         # FULL: a commit is on disk when it returns. An incoming SMS is deleted from the SIM
         # right after its row commits, and an SMS marked sent is not sent again.
         self._db.execute("PRAGMA synchronous=FULL")
-        self._depth = 0
+
+    def _migrate(self) -> None:
+        """Add the columns a database made by an older version lacks (in one transaction, so
+        two connections opening it at once do not both add them)."""
+        with self.transaction():
+            for table, column, definition, fill in _MIGRATIONS:
+                columns = {str(r[1]) for r in self._all(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+                    self._db.execute(fill)
 
     def durability(self) -> tuple[str, str]:
         """(journal mode, synchronous level) of this connection, e.g. ``("wal", "full")``."""
@@ -286,24 +316,35 @@ class AlertStore:
 
     def incident(self, incident: int) -> Incident | None:
         """An incident by number."""
-        rows = self._all(
-            "SELECT id, farm, rule, opened_ms, resolved_ms, acked_ms FROM incidents WHERE id=?",
-            (incident,),
-        )
+        rows = self._all(f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id=?", (incident,))
         return Incident(*rows[0]) if rows else None
 
-    def acknowledge(self, incident: int, phone: str, now_ms: int) -> bool:
-        """Record an acknowledgement; stops reminders and escalation. False if already acked."""
+    def open_incidents(self, farm: str) -> list[Incident]:
+        """A farm's incidents not resolved yet, newest first."""
+        rows = self._all(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE farm=? AND resolved_ms IS NULL "
+            "ORDER BY id DESC",
+            (farm,),
+        )
+        return [Incident(*row) for row in rows]
+
+    def acknowledge(self, incident: int, by: str, now_ms: int, via: AckVia) -> bool:
+        """Record an acknowledgement by ``by`` (a phone number for ``sms``, a user name for
+        ``web``); stops reminders and escalation. The first acknowledgement wins, whichever
+        way it came: False if the incident was acknowledged already."""
         with self.transaction():
             cursor = self._db.execute(
-                "UPDATE incidents SET acked_ms=?, acked_by=? WHERE id=? AND acked_ms IS NULL",
-                (now_ms, phone, incident),
+                "UPDATE incidents SET acked_ms=?, acked_by=?, acked_via=? "
+                "WHERE id=? AND acked_ms IS NULL",
+                (now_ms, by, via, incident),
             )
             if cursor.rowcount == 0:
                 return False
             self._db.execute("UPDATE rule_state SET acked=1 WHERE incident=?", (incident,))
             row = self._all("SELECT farm, rule FROM incidents WHERE id=?", (incident,))[0]
-            self.add_event(now_ms, row[0], row[1], incident, "firing", "acknowledged", None, phone)
+            self.add_event(
+                now_ms, row[0], row[1], incident, "firing", "acknowledged", None, f"{via}:{by}"
+            )
         return True
 
     def add_event(
@@ -437,6 +478,17 @@ class AlertStore:
         cursor = self._db.execute(sql + " ORDER BY id", params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def last_sms(self, farm: str) -> dict[str, Any] | None:
+        """The farm's newest message (queued, sent or failed), or None."""
+        cursor = self._db.execute(
+            "SELECT id, phone, text, kind, incident, created_ms, state, sent_ms FROM sms "
+            "WHERE farm=? ORDER BY id DESC LIMIT 1",
+            (farm,),
+        )
+        names = [d[0] for d in cursor.description]
+        row = cursor.fetchone()
+        return dict(zip(names, row, strict=True)) if row is not None else None
 
     # -- received SMS -----------------------------------------------------------------------
 

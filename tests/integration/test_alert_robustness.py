@@ -189,6 +189,7 @@ def test_a_dead_worker_makes_the_process_exit_70_within_seconds(
             "FARMWATCH_ALERTS_GATEWAY_ACCOUNT_SID": ACCOUNT_SID,
             "FARMWATCH_ALERTS_GATEWAY_AUTH_TOKEN_FILE": str(token),
             "FARMWATCH_ALERTS_GATEWAY_FROM": "+15005550006",
+            "FARMWATCH_ALERTS_API_LISTEN": "",  # no API: this test is about the workers
         }
     )
     process = subprocess.Popen(

@@ -1,19 +1,27 @@
 """Shared pieces of the alerting tests: the GSM modem emulator on a pty, a Twilio-shaped HTTP
-server that records requests, and an alert service running on a thread. The two fixtures are
-registered by ``tests/integration/conftest.py``."""
+server that records requests, an alert service running on a thread, and ``farmwatch-alerts`` as
+its own process with its HTTP API (:func:`alerts_process`, :class:`ApiClient`). The two fixtures
+are registered by ``tests/integration/conftest.py``."""
 
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
+import os
+import ssl
+import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -32,8 +40,10 @@ from farmwatch_shared.influx import PointWriter
 from farmwatch_shared.mqtt import MqttEndpoint
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.serial_port import pyserial_factory
+from support.harness import ChildProcess, write_secret
 from support.paths import ALERTS_USER
 from support.servers import Broker
+from support.waiting import wait_for
 
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "test-token-not-secret"
@@ -192,3 +202,126 @@ def start_alerts(
         assert service.consumer.wait_connected(10), "alert service did not connect"
         assert service.subscribed.wait(10), "alert service did not subscribe"
     return RunningAlerts(service, stop, thread, problems)
+
+
+API_TOKEN = "test-api-token-0123456789abcdef"
+
+
+@dataclass
+class ApiClient:
+    """Calls the alerting API as the web application would (urllib, bearer token)."""
+
+    url: str
+    token: str = API_TOKEN
+    tls: ssl.SSLContext | None = None
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        token: str | None = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """(status, JSON answer) of one request; ``token=""`` sends no Authorization."""
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        bearer = self.token if token is None else token
+        if bearer:
+            request.add_header("Authorization", f"Bearer {bearer}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=self.tls) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def farm(self, farm: str) -> dict[str, Any]:
+        """``GET /v1/farms/<farm>``, which must answer 200."""
+        status, answer = self.call("GET", f"/v1/farms/{farm}")
+        assert status == 200, answer
+        return answer
+
+    def ack(self, incident: int, farm: str, by: str) -> tuple[int, dict[str, Any]]:
+        """``POST /v1/incidents/<id>/ack`` from the web."""
+        return self.call(
+            "POST", f"/v1/incidents/{incident}/ack", {"farm": farm, "by": by, "via": "web"}
+        )
+
+    def status(self, farm: str) -> int | None:
+        """The status of ``GET /v1/farms/<farm>``, None while nothing listens."""
+        try:
+            return self.call("GET", f"/v1/farms/{farm}")[0]
+        except (OSError, http.client.HTTPException):
+            return None
+
+
+@dataclass
+class AlertsProcess:
+    """``farmwatch-alerts`` run as its own process, with its API."""
+
+    child: ChildProcess
+    api: ApiClient
+
+    def stop(self) -> None:
+        self.child.stop()
+
+    def log(self) -> str:
+        return self.child.log()
+
+    def wait_subscribed(self) -> None:
+        """Until it holds the lease and the broker accepted its subscriptions."""
+        process = self.child.process
+        assert process is not None
+        wait_for(
+            lambda: "Suscrito / subscribed" in self.log() or process.poll() is not None,
+            what="the alerting service subscribed",
+        )
+        assert process.poll() is None, self.log()
+
+
+def alerts_process(
+    broker: Broker,
+    workdir: Path,
+    farm_dir: Path,
+    modem_port: str,
+    *,
+    state_db: Path,
+    api_port: int,
+    name: str = "alerts",
+    extra_env: dict[str, str] | None = None,
+) -> AlertsProcess:
+    """Start ``farmwatch-alerts`` (``python -m collector.alerts.cli``) on the test broker with
+    the modem emulator's tty and its API on ``api_port`` with :data:`API_TOKEN`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FARMWATCH_")}
+    env.update(
+        {
+            "FARMWATCH_ALERTS_FARM_DIR": str(farm_dir),
+            "FARMWATCH_ALERTS_STATE_DB": str(state_db),
+            "FARMWATCH_ALERTS_MQTT_HOST": "127.0.0.1",
+            "FARMWATCH_ALERTS_MQTT_PORT": str(broker.port),
+            "FARMWATCH_ALERTS_MQTT_USERNAME": ALERTS_USER,
+            "FARMWATCH_ALERTS_MQTT_PASSWORD_FILE": str(
+                write_secret(workdir / f"{name}.mqtt-password", broker.passwords[ALERTS_USER])
+            ),
+            "FARMWATCH_ALERTS_MODEM_PORT": modem_port,
+            "FARMWATCH_ALERTS_MODEM_COMMAND_TIMEOUT_S": "2",
+            "FARMWATCH_ALERTS_API_LISTEN": f"127.0.0.1:{api_port}",
+            "FARMWATCH_ALERTS_API_TOKEN_FILE": str(
+                write_secret(workdir / f"{name}.api-token", API_TOKEN)
+            ),
+            "FARMWATCH_ALERTS_LEASE_TTL_S": "3",
+        }
+    )
+    env.update(extra_env or {})
+    child = ChildProcess(
+        [sys.executable, "-m", "collector.alerts.cli"], env, workdir / f"{name}.log"
+    )
+    child.start()
+    scheme = "https" if "FARMWATCH_ALERTS_API_TLS_CERT" in env else "http"
+    return AlertsProcess(child, ApiClient(f"{scheme}://127.0.0.1:{api_port}"))

@@ -164,6 +164,7 @@ def test_collector_and_alerts_check_config_load_the_farm_directory(
         "--check-config",
         FARMWATCH_ALERTS_FARM_DIR=str(farm_dir),
         FARMWATCH_ALERTS_MODEM_PORT="/dev/ttyUSB9",
+        FARMWATCH_ALERTS_API_LISTEN="",
     )
     assert alerts.returncode == 0, alerts.stderr
     for farm in SHIPPED_FARMS:

@@ -80,7 +80,7 @@ def test_reminders_escalation_and_acknowledgement(tmp_path: Path) -> None:
     assert str(escalation["text"]).startswith(f"SIN RESPUESTA {alert['incident']} ")
     feed.tick(at_min=90)  # after escalating, reminders go to both
     assert sorted(str(m["phone"]) for m in feed.sms("reminder")) == [PRIMARY, PRIMARY, ESCALATION]
-    assert feed.store.acknowledge(int(str(alert["incident"])), PRIMARY, feed.clock.now)
+    assert feed.store.acknowledge(int(str(alert["incident"])), PRIMARY, feed.clock.now, via="sms")
     feed.tick(at_min=200)
     assert len(feed.sms("reminder")) == 3  # acknowledged: no more reminders
     assert "acknowledged" in feed.states()

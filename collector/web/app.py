@@ -36,6 +36,7 @@ from collector.web.readings import UNREADABLE, FarmReadings, Readings, Window, p
 from collector.web.responses import (
     STATIC_CACHE,
     SecurityHeaders,
+    ServerTiming,
     cached_response,
 )
 from collector.web.sessions import SessionStore
@@ -516,6 +517,10 @@ def create_app(deps: WebDeps) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders), Middleware(GZipMiddleware, minimum_size=500)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(ServerTiming),
+            Middleware(GZipMiddleware, minimum_size=500),
+        ],
         exception_handlers={404: web.not_found},
     )

@@ -8,6 +8,7 @@ and may acknowledge.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -89,10 +90,17 @@ def load_users(path: Path) -> dict[str, User]:
 
 
 def save_users(path: Path, users: Mapping[str, User]) -> None:
-    """Write the accounts atomically (a temporary file renamed over the old one), readable by
-    its owner only."""
+    """Write the accounts atomically (a temporary file renamed over the old one). Readable by
+    its owner and group only (0640): a new file takes the group of its directory (installed:
+    /etc/farmwatch, group farmwatch, so the service can read it), a rewritten one keeps its
+    owner, group and mode."""
     data = UsersFile(users=dict(sorted(users.items()))).model_dump(mode="json")
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        old = path.stat()
+        mode, owner, group = old.st_mode & 0o640, old.st_uid, old.st_gid
+    else:
+        mode, owner, group = 0o640, -1, path.parent.stat().st_gid
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -100,11 +108,18 @@ def save_users(path: Path, users: Mapping[str, User]) -> None:
             out.write("\n")
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, mode)
+        _chown(tmp, owner, group)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _chown(path: str, owner: int, group: int) -> None:
+    # not root: the file stays the writer's, which it was
+    with contextlib.suppress(PermissionError):
+        os.chown(path, owner, group)
 
 
 class Passwords:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
+from support.paths import REPO
 
 from collector.web.app import safe_next
 from collector.web.auth import loggable_name
 from collector.web.csrf import csrf_ok, csrf_token
 from collector.web.ratelimit import LoginThrottle, ThrottlePolicy
 from collector.web.sessions import SessionStore
+from collector.web.settings import WebSettings
 from collector.web.users import (
     Passwords,
     User,
@@ -168,8 +170,13 @@ def test_the_accounts_file_round_trips_and_is_private(tmp_path: Path) -> None:
     accounts = {"ana": user(), "bea": user(role="agronomist", farms=(), language="en")}
     save_users(path, accounts)
     assert load_users(path) == accounts
-    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert path.stat().st_gid == tmp_path.stat().st_gid
     assert "correct horse" not in path.read_text()
+    path.chmod(0o600)  # an administrator's choice is kept on the next write
+    save_users(path, {"ana": accounts["ana"]})
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert list(load_users(path)) == ["ana"]
 
 
 @pytest.mark.parametrize(
@@ -292,3 +299,38 @@ def test_the_csrf_key_survives_a_restart(tmp_path: Path) -> None:
     assert second.signing_key() == key
     assert len(key) == 32
     second.close()
+
+
+def test_the_shipped_web_settings_are_valid_and_behind_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = REPO / "deploy" / "env" / "web.env.example"
+    for line in example.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            monkeypatch.setenv(key, value)
+    # the secret files exist only on the server
+    monkeypatch.delenv("FARMWATCH_WEB_INFLUX_PASSWORD_FILE")
+    monkeypatch.delenv("FARMWATCH_WEB_ALERTS_API_TOKEN_FILE")
+    monkeypatch.setenv("FARMWATCH_WEB_ALERTS_API_TOKEN", "t" * 32)
+    shipped = WebSettings()
+    assert shipped.behind_tls
+    assert shipped.host == "127.0.0.1"
+    assert shipped.cookie_name() == "__Host-fw_session"
+    assert shipped.alerts_api_urls == ["http://127.0.0.1:8471"]
+    assert shipped.influx_username == "farmwatch-web"
+    assert shipped.default_language == "es"
+
+
+def test_urls_and_plain_http_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FARMWATCH_WEB_ALERTS_API_TOKEN", "t" * 32)
+    monkeypatch.setenv("FARMWATCH_WEB_ALERTS_API_URLS", "http://a:8471/, https://b:8471")
+    settings = WebSettings()
+    assert settings.alerts_api_urls == ["http://a:8471", "https://b:8471"]
+    assert settings.cookie_name() == "fw_session"
+    monkeypatch.setenv("FARMWATCH_WEB_HOST", "0.0.0.0")
+    with pytest.raises(ValueError, match="behind_tls"):
+        WebSettings()
+    monkeypatch.setenv("FARMWATCH_WEB_BEHIND_TLS", "true")
+    assert WebSettings().host == "0.0.0.0"
+    monkeypatch.delenv("FARMWATCH_WEB_ALERTS_API_TOKEN")
+    with pytest.raises(ValueError, match="alerts_api_token"):
+        WebSettings()

@@ -334,3 +334,9 @@ def test_urls_and_plain_http_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FARMWATCH_WEB_ALERTS_API_TOKEN")
     with pytest.raises(ValueError, match="alerts_api_token"):
         WebSettings()
+
+
+def test_every_web_setting_is_documented() -> None:
+    docs = (REPO / "docs" / "web.md").read_text()
+    for name in WebSettings.model_fields:
+        assert f"`FARMWATCH_WEB_{name.upper()}`" in docs, name

@@ -52,6 +52,8 @@ class SessionStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # a power cut may lose the last "used at" or a login made just before it: harmless
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         path.chmod(0o600)
         self._lock = threading.Lock()

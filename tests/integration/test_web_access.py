@@ -328,3 +328,24 @@ def test_check_config_and_help(tmp_path: Path, influx: Influx) -> None:
     )
     assert unknown.returncode == 2
     assert "oax-gone" in unknown.stderr
+
+
+def test_without_influxdb_the_page_says_so_and_still_answers(tmp_path: Path) -> None:
+    env = web_env(
+        tmp_path,
+        f"http://127.0.0.1:{free_port()}",
+        "farmwatch",
+        api_urls=f"http://127.0.0.1:{free_port()}",
+        name="nodb",
+    )
+    server = start_web(env, tmp_path, name="nodb")
+    try:
+        ana = logged_in(server, "ana")
+        page = ana.get("/farms/oax-mixteca")
+        assert page.status == 200
+        text = page.data.decode()
+        assert "La base de datos no responde" in text
+        assert "El servicio de alertas no responde" in text
+        assert '<td class="n today">—</td>' in text  # unknown, not "0.0 mm"
+    finally:
+        server.stop()

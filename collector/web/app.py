@@ -145,7 +145,8 @@ class WebApp:
         headers: Mapping[str, str] | None = None,
         **context: Any,
     ) -> Response:
-        """A page, with its ETag (and Last-Modified), or a 304 when the browser has it."""
+        """A page with its ETag and Last-Modified (``content_ms``, the newest datum shown, or
+        the current minute), or a 304 when the browser has it."""
 
         def t(key: str, **values: object) -> str:
             return i18n.text(key, lang, **values)
@@ -166,7 +167,8 @@ class WebApp:
             html.encode(),
             media_type="text/html; charset=utf-8",
             status=status,
-            last_modified_ms=content_ms,
+            # what a page shows changes at the data's pace, its ages at most once a minute
+            last_modified_ms=max(content_ms or 0, self.deps.clock.now_ms() // 60_000 * 60_000),
             headers=headers,
         )
 
@@ -372,7 +374,7 @@ class WebApp:
             caller=caller,
             lang=lang,
             title=farm.farm.name,
-            content_ms=max(page.content_ms, w.now_ms // 60_000 * 60_000),
+            content_ms=page.content_ms,
             page=page,
             db_down=readings is None,
             notice=self._ack_notice(request, lang),
@@ -413,7 +415,6 @@ class WebApp:
             caller=caller,
             lang=lang,
             title=i18n.text("overview", lang),
-            content_ms=now // 60_000 * 60_000,
             rows=rows,
             alerts_down=any(a is None for a in alerts[1:]),
         )

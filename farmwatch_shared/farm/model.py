@@ -27,6 +27,8 @@ from farmwatch_shared.farm.alert_rules import AlertRule, Contact
 
 Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
 Channel = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,8}$")]
+VesselRole = Literal["rain_tank", "delivered_tank", "trough", "storage"]
+"""A water-level sensor's vessel as the water balance counts it."""
 
 
 class _Frozen(BaseModel):
@@ -107,6 +109,40 @@ class WaterLevelSensor(_SensorBase):
     clamp_margin_pct: float = Field(default=3.0, ge=0, le=20)
     """Readings this far outside 0–100 % are sensor noise and are clamped; beyond it they are
     impossible and quarantined."""
+    role: VesselRole = "storage"
+    """What the vessel is for the water balance (docs/web.md): "rain_tank" (fills from a roof
+    or catchment: rises during and after rain are harvest), "delivered_tank" (filled by a water
+    truck or a well pump: rises are deliveries), "trough" (cattle drink from it: falls are
+    drunk), "storage" (any other tank: rises are deliveries, falls are drawn)."""
+    fed_from: Ident | None = None
+    """Id of the tank (a water_level sensor of this farm) that fills this trough or storage
+    tank through a float valve or a pipe: its rises are a transfer out of that tank, not
+    inflow."""
+    animals: int | None = Field(default=None, ge=1, le=100_000)
+    """Head of cattle drinking at this trough (troughs only): gives litres per animal per day."""
+    harvest_lag_h: float = Field(default=2.0, ge=0, le=48)
+    """Rain tanks only: rises up to this long after the last rain are still harvest (water
+    running down gutters or a channel); later rises are deliveries."""
+    only_feeds_fed_vessels: bool = False
+    """Tanks that feed troughs only: true when every litre leaving this tank goes to the vessels
+    that name it in ``fed_from`` (no tap, no unmonitored trough), so all its falls are transfers
+    and a float-valve trough's drinking hidden by its refill is counted as drunk."""
+
+    @model_validator(mode="after")
+    def _role_keys(self) -> WaterLevelSensor:
+        if self.fed_from is not None and self.role not in ("trough", "storage"):
+            raise ValueError(
+                f"sensor {self.id}: fed_from is for troughs and storage tanks, not a {self.role}"
+            )
+        if self.fed_from == self.id:
+            raise ValueError(f"sensor {self.id}: fed_from names the sensor itself")
+        if self.animals is not None and self.role != "trough":
+            raise ValueError(f"sensor {self.id}: animals drink at troughs, not a {self.role}")
+        if "harvest_lag_h" in self.model_fields_set and self.role != "rain_tank":
+            raise ValueError(f"sensor {self.id}: harvest_lag_h is for rain tanks only")
+        if self.only_feeds_fed_vessels and self.role == "trough":
+            raise ValueError(f"sensor {self.id}: a trough feeds no vessel")
+        return self
 
 
 SensorConfig = Annotated[
@@ -249,7 +285,37 @@ class FarmConfig(_Frozen):
                 raise ValueError(f"alert {rule.id}: {rule.type} needs a {wanted.value} sensor")
         self._check_buses(agent_ids)
         self._check_calibrations(kinds)
+        self._check_vessels()
         return self
+
+    def _check_vessels(self) -> None:
+        vessels = {s.id: s for s in self.sensors if isinstance(s, WaterLevelSensor)}
+        fed = {s.fed_from for s in vessels.values() if s.fed_from is not None}
+        for vessel in vessels.values():
+            if vessel.only_feeds_fed_vessels and vessel.id not in fed:
+                raise ValueError(
+                    f"sensor {vessel.id}: only_feeds_fed_vessels, but no vessel names it in "
+                    "fed_from"
+                )
+            if vessel.fed_from is None:
+                continue
+            source = vessels.get(vessel.fed_from)
+            if source is None:
+                raise ValueError(
+                    f"sensor {vessel.id}: fed_from names {vessel.fed_from}, not a water_level "
+                    "sensor of this farm"
+                )
+            if source.role == "trough":
+                raise ValueError(
+                    f"sensor {vessel.id}: fed_from names {source.id}, a trough (troughs feed "
+                    "no vessel)"
+                )
+            seen = [vessel.id]
+            while source is not None:
+                if source.id in seen:
+                    raise ValueError(f"sensor {vessel.id}: fed_from goes round in a circle")
+                seen.append(source.id)
+                source = vessels.get(source.fed_from) if source.fed_from is not None else None
 
     def _check_buses(self, agent_ids: list[str]) -> None:
         buses = {b.id: b for b in self.buses}

@@ -15,11 +15,10 @@ import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import quote, urlencode
 
 import jinja2
-from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -44,7 +43,7 @@ from collector.web.settings import WebSettings
 from collector.web.views import farm_page, overview_row
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.farm.model import FarmConfig
-from farmwatch_shared.influx import RetryableWriteError
+from farmwatch_shared.influx import InfluxQueryError, RetryableWriteError
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +52,15 @@ LOGIN_COOKIE_S = 12 * 3600
 
 
 class BalanceProvider(Protocol):
-    """The water balance of a farm for its page and as CSV (helper B's balance modules)."""
+    """The water balance of a farm for its page and as CSV (``balance_view.WaterBalance``)."""
 
-    def section(self, farm: FarmConfig, w: Window, language: str) -> Markup:
-        """The balance section's HTML."""
+    def section(self, farm: FarmConfig, w: Window, language: str) -> Any:
+        """The balance section's view (None: no vessels)."""
         ...
 
-    def csv(self, farm: FarmConfig, w: Window, language: str) -> str:
+    def csv(
+        self, farm: FarmConfig, w: Window, language: str, period: Literal["day", "month"]
+    ) -> str:
         """The balance as CSV."""
         ...
 
@@ -341,6 +342,9 @@ class WebApp:
             log.warning("%s", exc)
             return None
 
+    def _balance(self, farm: FarmConfig, w: Window, lang: str) -> Any:
+        return None if self.deps.balance is None else self.deps.balance.section(farm, w, lang)
+
     def _farm_readings(self, farm_id: str, w: Window) -> FarmReadings | None:
         try:
             return self.deps.readings.farm(farm_id, w)
@@ -358,16 +362,14 @@ class WebApp:
             return self.message(request, caller, 404, "not_found")
         lang = self.language(request, caller)
         w = page_window(self.deps.clock.now_ms(), farm.farm.timezone)
-        readings, alerts = await asyncio.gather(
+        readings, alerts, balance = await asyncio.gather(
             run_in_threadpool(self._farm_readings, farm.farm.id, w),
             run_in_threadpool(self._farm_alerts, farm.farm.id),
+            run_in_threadpool(self._balance, farm, w, lang),
         )
         page = farm_page(
             farm, readings or UNREADABLE, alerts, w, lang, may_ack=caller.user.may_acknowledge
         )
-        balance = None
-        if self.deps.balance is not None:
-            balance = await run_in_threadpool(self.deps.balance.section, farm, w, lang)
         return self.render(
             request,
             "farm.html",
@@ -444,14 +446,25 @@ class WebApp:
                 status_code=503,
             )
         lang = self.language(request, caller)
+        period: Literal["day", "month"] = (
+            "month" if request.query_params.get("period") == "month" else "day"
+        )
         w = page_window(self.deps.clock.now_ms(), farm.farm.timezone)
-        text = await run_in_threadpool(self.deps.balance.csv, farm, w, lang)
+        try:
+            text = await run_in_threadpool(self.deps.balance.csv, farm, w, lang, period)
+        except (RetryableWriteError, InfluxQueryError) as exc:
+            log.warning("balance CSV %s: %s", farm.farm.id, exc)
+            return PlainTextResponse(
+                "Base de datos no disponible / database unavailable\n", status_code=503
+            )
+        name = f"{farm.farm.id}-balance-{period}.csv"
         return Response(
             text.encode(),
             media_type="text/csv; charset=utf-8",
             headers={
-                "Content-Disposition": f'attachment; filename="{farm.farm.id}-balance.csv"',
+                "Content-Disposition": f'attachment; filename="{name}"',
                 "Cache-Control": "private, no-cache",
+                "Vary": "Cookie",
             },
         )
 

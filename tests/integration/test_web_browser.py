@@ -7,6 +7,7 @@ an operator of one farm is refused another; screenshots at 360×740 and 1280×80
 
 from __future__ import annotations
 
+import base64
 import shutil
 import time
 from collections.abc import Iterator
@@ -227,6 +228,12 @@ def screenshot(driver: WebDriver, name: str, window: tuple[int, int]) -> Path:
     path = SCREENSHOTS / f"{name}-{window[0]}x{window[1]}.png"
     assert driver.save_screenshot(str(path))
     assert path.stat().st_size > 5000
+    # and the whole page, as long as it is
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+    )
+    full = SCREENSHOTS / f"{name}-{window[0]}-full.png"
+    full.write_bytes(base64.b64decode(shot["data"]))
     return path
 
 

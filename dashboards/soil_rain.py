@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.models import common, dashboard
 
+from dashboards import balance
 from dashboards.farms import SensorView
 from dashboards.panels import (
     FARM_FILTER,
@@ -177,4 +178,6 @@ def build(sensors: Sequence[SensorView]) -> dashboard_builders.Dashboard:
             level_overrides(soil),
         )
     )
+    for panel in balance.panels(33):
+        board.with_panel(panel)
     return board

@@ -122,9 +122,12 @@ fi
 ) || { echo "corrija / fix $ENV_FILE or $FARM_DIR and run this again" >&2; exit 1; }
 install -m 0644 "$REPO/deploy/systemd/farmwatch-collector.service" \
     "$REPO/deploy/systemd/farmwatch-backfill.service" \
-    "$REPO/deploy/systemd/farmwatch-backfill.timer" /etc/systemd/system/
+    "$REPO/deploy/systemd/farmwatch-backfill.timer" \
+    "$REPO/deploy/systemd/farmwatch-water-balance.service" \
+    "$REPO/deploy/systemd/farmwatch-water-balance.timer" /etc/systemd/system/
 systemctl daemon-reload
-systemctl enable --now farmwatch-collector.service farmwatch-backfill.timer
+systemctl enable --now farmwatch-collector.service farmwatch-backfill.timer \
+    farmwatch-water-balance.timer
 echo "farmwatch-collector instalado / installed; logs: journalctl -u farmwatch-collector -f"
 echo "Contraseñas de las granjas / farm passwords: $SECRETS/<farm>.mqtt-password"
 echo "Agentes / agents: TLS on port 8883, CA certificate /etc/farmwatch/ca.crt"

@@ -71,18 +71,19 @@ class McuEmulator:
         if self._thread is not None:
             self._thread.join(2.0)
 
-    def sample(self, channel: str, raw: float) -> McuReading:
-        """Take a sample now: buffer it and transmit it once."""
+    def sample(self, channel: str, raw: float, age_ms: int = 0) -> McuReading:
+        """Take a sample now, or one taken ``age_ms`` ago and kept in RAM (as after the link
+        was down): buffer it and transmit it once, with its age."""
         with self._lock:
             reading = McuReading(
-                boot=self.boot, seq=self._next_seq, channel=channel, raw=raw, age_ms=0
+                boot=self.boot, seq=self._next_seq, channel=channel, raw=raw, age_ms=age_ms
             )
             self._next_seq += 1
             now = self._monotonic()
             if len(self._unacked) >= self._buffer_size:
                 self._unacked.popitem(last=False)
                 self.overflowed += 1
-            self._unacked[reading.seq] = (reading, now, now)
+            self._unacked[reading.seq] = (reading, now - age_ms / 1000, now)
             self.samples.append(reading)
             self.link.write(reading_line(reading))
             return reading

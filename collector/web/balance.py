@@ -603,3 +603,36 @@ def farm_balance(
         stored_l=stored,
         thresholds_l={v: t.threshold_l for v, t in tracks.items()},
     )
+
+
+def combine(
+    farm: FarmConfig, parts: Sequence[PeriodBalance], start_ms: int, end_ms: int, label: str
+) -> PeriodBalance:
+    """One period made of consecutive ones (the days of a month, each balanced on its own):
+    flows summed, stored litres from the first and the last, litres per animal per day over
+    the days when every part is complete."""
+    animals = {s.id: s.animals for s in farm.sensors if isinstance(s, WaterLevelSensor)}
+    complete = bool(parts) and all(p.complete for p in parts)
+    days = round((end_ms - start_ms) / DAY_MS)
+    vessels: dict[str, VesselBalance] = {}
+    for vessel in parts[0].vessels if parts else ():
+        mine = [p.vessels[vessel] for p in parts]
+        starts = [v.start_l for v in mine if v.start_l is not None]
+        ends = [v.end_l for v in mine if v.end_l is not None]
+        drunk = math.fsum(v.drunk_l for v in mine)
+        head = animals.get(vessel)
+        vessels[vessel] = VesselBalance(
+            vessel=vessel,
+            role=mine[0].role,
+            harvested_l=math.fsum(v.harvested_l for v in mine),
+            delivered_l=math.fsum(v.delivered_l for v in mine),
+            transferred_in_l=math.fsum(v.transferred_in_l for v in mine),
+            transferred_out_l=math.fsum(v.transferred_out_l for v in mine),
+            drawn_l=math.fsum(v.drawn_l for v in mine),
+            drunk_l=drunk,
+            litres_per_animal_day=drunk / head / days if complete and head and days else None,
+            start_l=starts[0] if starts else None,
+            end_l=ends[-1] if ends else None,
+            buckets=sum(v.buckets for v in mine),
+        )
+    return PeriodBalance(start_ms, end_ms, label, complete, vessels, _totals(vessels))

@@ -11,7 +11,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from support.clocks import FrozenClock
@@ -27,6 +29,8 @@ from support.servers import Broker, Influx
 from support.waiting import wait_for
 
 from collector.influx_setup import RetentionPlan, apply
+from collector.web.balance_export import export
+from dashboards import balance as balance_panels
 from dashboards.build import GENERATED
 from dashboards.macros import TimeRange, expand, panel_range, series_name
 from farmwatch_emulators.farm import FarmEmulator
@@ -61,6 +65,7 @@ SOIL = sensors_of_kind(SensorKind.SOIL_MOISTURE)
 RAIN = sensors_of_kind(SensorKind.RAIN)
 
 TANKS = {name for name in LEVELS if "/tank" in name}  # the scenario's storm refills tanks
+BALANCE = {f"{farm}: {name}" for farm in FARMS for _, name in balance_panels.FLOWS}
 
 # (dashboard uid, panel title up to " / ", refId) → series each query must return; a pair is
 # (at least, at most) where the answer depends on the scenario (a trough may not have risen).
@@ -96,6 +101,9 @@ EXPECTED: dict[tuple[str, str, str], set[str] | tuple[set[str], set[str]]] = {
     ("farmwatch-fleet", "Versión", "A"): AGENTS,
     # no agent reports signal or battery yet
     ("farmwatch-fleet", "Señal y batería", "A"): set(),
+    # water_balance points of today, written by farmwatch-water-balance from the readings
+    ("farmwatch-soil-rain", "Balance de agua por día", "A"): BALANCE,
+    ("farmwatch-soil-rain", "Balance de agua por mes", "A"): BALANCE,
 }
 
 
@@ -198,6 +206,11 @@ def filled(
                 for farm in FARMS
             ]
         )
+        # Today's water balance, as farmwatch-water-balance.timer writes it every night
+        today = datetime.fromtimestamp(now_ms / 1000, ZoneInfo("America/Mexico_City")).date()
+        balance_writer = InfluxV1Writer(influx.url, influx.database, retention_policy="agg_1d")
+        farms = [farm_config(farm) for farm in FARMS]
+        assert export(balance_writer, farms, today, today, now_ms) > 0
         # Alert history as the alerting service exports it (collector/alerts/history.py: tags
         # farm, rule, state): that service is not part of this pipeline.
         InfluxV1Writer(influx.url, influx.database).write(
@@ -349,6 +362,21 @@ def test_panel_values_match_the_readings(filled: Filled) -> None:
         "oax-mixteca/trough-north-low": "firing",
         "oax-istmo/trough-long-low": "resolved",
     }
+    daily = panel(soil_rain, "Balance de agua por día")
+    rows = run_target(filled, soil_rain, daily, daily["targets"][0], None)
+    stored = filled.influx.query(
+        'SELECT sum("drunk_l") AS "drunk", sum("harvested_l") AS "harvested" FROM '
+        '"agg_1d"."water_balance" WHERE "period" = \'day\' GROUP BY "farm"'
+    )
+    for farm_total in stored:
+        farm = farm_total["farm"]
+        assert rows[f"{farm}: bebida / drunk"][-1]["bebida / drunk"] == pytest.approx(
+            farm_total["drunk"]
+        )
+        assert rows[f"{farm}: cosechada / harvested"][-1]["cosechada / harvested"] == (
+            pytest.approx(farm_total["harvested"])
+        )
+    assert {r["farm"] for r in stored} == set(FARMS)
     refill = panel(soil_rain, "Lluvia vs. recarga de tanques")
     target = next(t for t in refill["targets"] if t["refId"] == "B")
     rows = run_target(filled, soil_rain, refill, target, None)

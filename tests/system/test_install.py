@@ -178,6 +178,18 @@ def test_collector_and_alerts_check_config_load_the_farm_directory(
     assert "no farm files" in refused.stderr
 
 
+def test_water_balance_check_config_lists_every_farms_vessels(
+    installed: Install, farm_dir: Path
+) -> None:
+    result = installed.run(
+        "farmwatch-water-balance", "--check-config", FARMWATCH_COLLECTOR_FARM_DIR=str(farm_dir)
+    )
+    assert result.returncode == 0, result.stderr
+    for farm in SHIPPED_FARMS:
+        assert f"  {farm}: " in result.stdout
+    assert "trough-long (trough, ← tank-steel, 30 head)" in result.stdout
+
+
 def test_grafana_push_loads_the_shipped_dashboards_without_grafana_client(
     installed: Install,
 ) -> None:

@@ -372,6 +372,9 @@ def weight(url: str, farm: str) -> Weight:
         driver.find_element(By.ID, "username").send_keys(OPERATOR[0])
         driver.find_element(By.ID, "password").send_keys(OPERATOR[1])
         driver.find_element(By.ID, "login").click()
+        deadline = time.monotonic() + 30
+        while "/login" in driver.current_url and time.monotonic() < deadline:
+            time.sleep(0.05)  # the click returns before the navigation it starts has finished
         driver.execute_cdp_cmd("Network.enable", {})
         driver.execute_cdp_cmd("Network.clearBrowserCache", {})
         driver.get(f"{url}/farms/{farm}")

@@ -30,6 +30,7 @@ from starlette.routing import Route
 from collector.web import i18n
 from collector.web.alerts_client import AckOutcome, AlertsClient, AlertsUnavailableError, FarmAlerts
 from collector.web.auth import Accounts, Authenticator, Caller, LoginResult, caller_of
+from collector.web.balance_view import BalanceView
 from collector.web.csrf import csrf_ok, csrf_token
 from collector.web.readings import UNREADABLE, FarmReadings, Readings, Window, page_window
 from collector.web.responses import (
@@ -54,7 +55,7 @@ LOGIN_COOKIE_S = 12 * 3600
 class BalanceProvider(Protocol):
     """The water balance of a farm for its page and as CSV (``balance_view.WaterBalance``)."""
 
-    def section(self, farm: FarmConfig, w: Window, language: str) -> Any:
+    def section(self, farm: FarmConfig, w: Window, language: str) -> BalanceView | None:
         """The balance section's view (None: no vessels)."""
         ...
 
@@ -78,7 +79,7 @@ class WebDeps:
     alerts: AlertsClient
     clock: Clock
     balance: BalanceProvider | None
-    """None until the water balance is wired in: the section says so, the CSV is 503."""
+    """None: no balance section, the CSV answers 503."""
 
 
 def _templates() -> jinja2.Environment:
@@ -342,7 +343,7 @@ class WebApp:
             log.warning("%s", exc)
             return None
 
-    def _balance(self, farm: FarmConfig, w: Window, lang: str) -> Any:
+    def _balance(self, farm: FarmConfig, w: Window, lang: str) -> BalanceView | None:
         return None if self.deps.balance is None else self.deps.balance.section(farm, w, lang)
 
     def _farm_readings(self, farm_id: str, w: Window) -> FarmReadings | None:

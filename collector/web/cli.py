@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from collector.web.alerts_client import AlertsClient
 from collector.web.app import WebDeps, create_app
 from collector.web.auth import Accounts, Authenticator
+from collector.web.balance_view import WaterBalance
 from collector.web.ratelimit import LoginThrottle, ThrottlePolicy
 from collector.web.readings import Readings
 from collector.web.sessions import SessionStore
@@ -57,16 +58,22 @@ def build(settings: WebSettings, farms: dict[str, FarmConfig]) -> WebDeps:
     """The application's parts from its settings."""
     clock = SystemClock()
     assert settings.alerts_api_token is not None  # the settings refuse to load without it
-    writer = InfluxV1Writer(
-        settings.influx_url,
-        settings.influx_database,
-        username=settings.influx_username,
-        password=settings.influx_password,
-        timeout_s=10.0,
-    )
+
+    def reader() -> InfluxV1Writer:
+        # one per concurrent use: the readings and the balance of a page are read at once
+        return InfluxV1Writer(
+            settings.influx_url,
+            settings.influx_database,
+            username=settings.influx_username,
+            password=settings.influx_password,
+            timeout_s=10.0,
+        )
+
     timeout = settings.alerts_api_timeout_s
     http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=min(timeout, 2.0), read=timeout), retries=False
+        timeout=urllib3.Timeout(connect=min(timeout, 2.0), read=timeout),
+        retries=False,
+        maxsize=8,  # the overview asks for every farm at once
     )
     accounts = Accounts(settings.users_file)
     policy = ThrottlePolicy(
@@ -88,10 +95,10 @@ def build(settings: WebSettings, farms: dict[str, FarmConfig]) -> WebDeps:
         authenticator=Authenticator(
             accounts, Passwords(PasswordHasher()), LoginThrottle(clock, policy)
         ),
-        readings=Readings(writer.query),
+        readings=Readings(reader().query),
         alerts=AlertsClient(settings.alerts_api_urls, settings.alerts_api_token, http),
         clock=clock,
-        balance=None,  # WATER BALANCE: helper B's provider goes here (ISSUE12.md)
+        balance=WaterBalance(reader()),
     )
 
 

@@ -282,7 +282,7 @@ def soil_view(sensor: SoilMoistureSensor, readings: FarmReadings, w: Window, lan
 
 
 def _mm(value: float | None) -> str:
-    return "—" if value is None else f"{i18n.number(value)} mm"
+    return "—" if value is None else i18n.number(value)
 
 
 def rain_view(sensor: RainGauge, readings: FarmReadings, lang: str) -> RainView:

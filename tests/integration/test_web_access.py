@@ -355,6 +355,6 @@ def test_without_influxdb_the_page_says_so_and_still_answers(tmp_path: Path) -> 
         text = page.data.decode()
         assert "La base de datos no responde" in text
         assert "El servicio de alertas no responde" in text
-        assert '<td class="n today">—</td>' in text  # unknown, not "0.0 mm"
+        assert '<td class="n today">—</td>' in text  # unknown, not "0.0"
     finally:
         server.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,10 +26,13 @@ from support.harness import RunningAgent, collector_settings, start_agent, start
 from support.paths import FARM_FILES, REPO
 from support.servers import Broker, Influx
 from support.waiting import wait_for
-from support.web import PASSWORDS, WebServer, start_web, web_env
+from support.web import PASSWORDS, WebClient, WebServer, start_web, web_env
 
 from collector.influx_setup import RetentionPlan, apply, backfill
 from collector.web import i18n
+from collector.web.balance import farm_balance
+from collector.web.balance_csv import balance_csv
+from collector.web.balance_query import load_series
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.scenario import HOUR, DroughtScenario, Storm, raw_for
 from farmwatch_local.services import free_port
@@ -218,7 +221,20 @@ def login(driver: WebDriver, url: str, name: str) -> None:
     assert "/login" in driver.current_url
     driver.find_element(By.ID, "username").send_keys(name)
     driver.find_element(By.ID, "password").send_keys(PASSWORDS[name])
-    driver.find_element(By.ID, "login").click()
+    click_to(driver, driver.find_element(By.ID, "login"), lambda u: "/login" not in u)
+
+
+def click_to(driver: WebDriver, element: Any, arrived: Callable[[str], bool]) -> None:
+    """Click and wait until the browser's URL satisfies ``arrived`` and the page has loaded (a
+    click returns before the navigation it starts has finished)."""
+    element.click()
+    wait_for(
+        lambda: (
+            arrived(driver.current_url)
+            and driver.execute_script("return document.readyState") == "complete"
+        ),
+        what="the next page",
+    )
 
 
 def screenshot(driver: WebDriver, name: str, window: tuple[int, int]) -> Path:
@@ -270,11 +286,57 @@ def check_values(driver: WebDriver, farm: Farm) -> None:
     week = rain_since(farm.influx, local_midnight_ms(6))
     month = rain_since(farm.influx, local_midnight_ms(29))
     assert month > 0  # the storm is in the three days
-    assert text_of(driver, "#rain .today") == f"{i18n.number(today)} mm"
-    assert text_of(driver, "#rain .week") == f"{i18n.number(week)} mm"
-    assert text_of(driver, "#rain .month") == f"{i18n.number(month)} mm"
+    assert text_of(driver, "#rain h2") == "Lluvia (mm)"
+    assert text_of(driver, "#rain .today") == i18n.number(today)
+    assert text_of(driver, "#rain .week") == i18n.number(week)
+    assert text_of(driver, "#rain .month") == i18n.number(month)
     assert text_of(driver, "#agent-pi-1 .state") == "En línea"
     assert len(driver.find_elements(By.CSS_SELECTOR, "#vessel-tank-main svg.spark path")) >= 1
+
+
+def local_month_start_ms() -> int:
+    zone = ZoneInfo("America/Mexico_City")
+    today = datetime.now(zone).date()
+    return int(datetime(today.year, today.month, 1, tzinfo=zone).timestamp() * 1000)
+
+
+def check_balance(driver: WebDriver, farm: Farm) -> None:
+    """The balance section and the CSV show the water balance's own figures (helper B's
+    ``farm_balance`` on the same InfluxDB data)."""
+    reader = InfluxV1Writer(farm.influx.url, farm.influx.database)
+    now = int(time.time() * 1000)
+    month_start = local_month_start_ms()
+    start = min(local_midnight_ms(6), month_start)
+    volumes, rain = load_series(reader, farm.config, start, now)
+    month = farm_balance(farm.config, volumes, rain, month_start, now, "month").periods[-1]
+    totals = month.totals
+    assert text_of(driver, "#balance .harvested") == f"{i18n.number(totals.harvested_l, 0)} L"
+    assert text_of(driver, "#balance .used") == f"{i18n.number(totals.used_l, 0)} L"
+    week_start = local_midnight_ms(6)
+    days = farm_balance(farm.config, volumes, rain, week_start, now, "day").periods
+    rows = driver.find_elements(By.CSS_SELECTOR, "#balance table.daily tbody tr")
+    shown = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    assert shown == [
+        [
+            f"{p.label[8:10]}/{p.label[5:7]}",
+            f"{i18n.number(p.totals.harvested_l + p.totals.delivered_l, 0)} L",
+            f"{i18n.number(p.totals.used_l, 0)} L",
+        ]
+        for p in reversed(days)
+    ]
+    assert any(p.totals.harvested_l > 1000 for p in days)  # the storm filled the rain tank
+    assert text_of(driver, "#balance-tank-main").startswith("Tanque de captación:")
+    ana = WebClient(farm.web.url)
+    assert ana.login("ana").status == 303
+    csv = ana.get(f"/farms/{FARM}/balance.csv")
+    assert csv.status == 200
+    assert csv.headers["Content-Type"] == "text/csv; charset=utf-8"
+    days_start = local_midnight_ms(30)
+    volumes, rain = load_series(reader, farm.config, days_start, now)
+    expected = balance_csv(
+        farm_balance(farm.config, volumes, rain, days_start, now, "day"), farm.config, "es"
+    )
+    assert csv.data.decode() == expected
 
 
 def test_log_in_see_the_stored_values_acknowledge_log_out(farm: Farm) -> None:
@@ -287,6 +349,7 @@ def test_log_in_see_the_stored_values_acknowledge_log_out(farm: Farm) -> None:
         assert driver.current_url == f"{url}/farms/{FARM}"
         assert "<script" not in driver.page_source
         check_values(driver, farm)
+        check_balance(driver, farm)
         incident = f"#incident-{number}"
         assert f"Bebedero potrero norte {TROUGH_LOW_PCT:.0f}%" in text_of(
             driver, f"{incident} .text"
@@ -295,6 +358,15 @@ def test_log_in_see_the_stored_values_acknowledge_log_out(farm: Farm) -> None:
             driver.find_element(By.ID, "vessel-trough-north").get_attribute("class")
         )
         phone = screenshot(driver, "farm-page", PHONE)
+        # nothing wider than the phone: no sideways scrolling
+        wide = driver.execute_script(
+            "return [...document.querySelectorAll('body *')]"
+            ".filter(e => e.getBoundingClientRect().right > window.innerWidth)"
+            ".map(e => e.tagName + '.' + e.className + ' ' + e.getBoundingClientRect().right)"
+        )
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= PHONE[0], (
+            wide
+        )
         screenshot(driver, "farm-page", DESKTOP)
         set_viewport(driver, PHONE)
         driver.refresh()
@@ -305,7 +377,11 @@ def test_log_in_see_the_stored_values_acknowledge_log_out(farm: Farm) -> None:
             timeout_s=60,
             what="a reminder of the trough alert",
         )
-        driver.find_element(By.CSS_SELECTOR, f"{incident} button.ack").click()
+        click_to(
+            driver,
+            driver.find_element(By.CSS_SELECTOR, f"{incident} button.ack"),
+            lambda u: "?ack=" in u,
+        )
         acked_at = time.monotonic()
         assert driver.current_url.startswith(f"{url}/farms/{FARM}?ack={number}&r=acknowledged")
         assert text_of(driver, "#notice") == f"Alerta #{number} reconocida."
@@ -329,8 +405,7 @@ def test_log_in_see_the_stored_values_acknowledge_log_out(farm: Farm) -> None:
         assert "No encontrado" in text_of(driver, "main")
         assert "Istmo" not in driver.page_source
 
-        driver.find_element(By.ID, "logout").click()
-        assert "/login" in driver.current_url
+        click_to(driver, driver.find_element(By.ID, "logout"), lambda u: "/login" in u)
         driver.get(f"{url}/farms/{FARM}")
         assert "/login" in driver.current_url
     assert phone.exists()
@@ -348,10 +423,10 @@ def test_the_agronomist_sees_every_farm_read_only_in_english(farm: Farm) -> None
         assert text_of(driver, f"{row} .alerts") == "1"
         assert text_of(driver, f"{row} .agents") == "Online (1/1)"
         assert text_of(driver, f"#farm-{OTHER} .agents") == "Offline (0/1)"
-        driver.find_element(By.CSS_SELECTOR, f"{row} a").click()
+        click_to(driver, driver.find_element(By.CSS_SELECTOR, f"{row} a"), lambda u: FARM in u)
         assert text_of(driver, f"#incident-{number} .text").startswith("north paddock trough")
         assert "Read only" in text_of(driver, f"#incident-{number}")
         assert not driver.find_elements(By.CSS_SELECTOR, "button.ack")
         assert text_of(driver, "#water h2") == "Water"
-        driver.find_element(By.LINK_TEXT, "Español").click()
+        click_to(driver, driver.find_element(By.LINK_TEXT, "Español"), lambda u: "lang=es" in u)
         assert text_of(driver, "#water h2") == "Agua"

@@ -202,7 +202,7 @@ def test_farm_page_shows_the_readings_as_stored(mixteca: FarmConfig) -> None:
     assert soil.stale  # 45 minutes old
     assert soil.bounds == "Marchitez 12 % · capacidad de campo 30 %"
     (rain,) = page.rain
-    assert (rain.today, rain.week, rain.month) == ("1.2 mm", "4.4 mm", "30.2 mm")
+    assert (rain.today, rain.week, rain.month) == ("1.2", "4.4", "30.2")  # mm
     (agent,) = page.agents
     assert (agent.state, agent.backlog, agent.clock) == (
         "En línea",

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 from support.paths import FARM_FILES
 
-from collector.web.balance import FarmBalance, FarmTotals, PeriodBalance, VesselBalance
+from collector.web.balance import (
+    FarmBalance,
+    FarmTotals,
+    Period,
+    PeriodBalance,
+    VesselBalance,
+)
 from collector.web.balance_view import balance_view
 from farmwatch_shared.farm.model import FarmConfig, load_farm_config
 
@@ -22,13 +28,13 @@ def period(label: str, vessels: dict[str, VesselBalance], totals: FarmTotals) ->
     return PeriodBalance(0, DAY, label, True, vessels, totals)
 
 
-def balance(kind: str, periods: list[PeriodBalance], autonomy: float | None) -> FarmBalance:
+def balance(kind: Period, periods: list[PeriodBalance], autonomy: float | None) -> FarmBalance:
     return FarmBalance(
         farm="oax-mixteca",
         period=kind,
         start_ms=0,
         end_ms=DAY,
-        periods=periods,  # type: ignore[arg-type]
+        periods=periods,
         autonomy_days=autonomy,
         use_per_day_l=1500.0,
         stored_l=14000.0,

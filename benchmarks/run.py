@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,13 +21,14 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from benchmarks import dashboard, edge, ingest
+from benchmarks import dashboard, edge, ingest, web
 from benchmarks.common import REPO, Result, Stack, figure, spread
 
 BEGIN = "<!-- bench:begin (written by `make bench`; edit outside the markers) -->"
 END = "<!-- bench:end -->"
 DOC = REPO / "docs" / "performance.md"
 MIB = 1024.0
+PHONE_TEXT = "360×740"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             results += run_ingest(stack, args.repeats)
             results += run_edge(stack, workdir, args.repeats, extra)
             results += run_dashboard(stack, extra)
+            results += run_web(stack, workdir, extra)
         finally:
             stack.stop()
     elapsed = time.monotonic() - started
@@ -278,6 +281,57 @@ def run_dashboard(stack: Stack, extra: list[str]) -> list[Result]:
             raw_times,
         )
         for rp in ("agg_15m", "agg_1d")
+    ]
+
+
+def run_web(stack: Stack, workdir: Path, extra: list[str]) -> list[Result]:
+    """Benchmark 8: the farm page's weight in Chromium, its server time at 3 and 100 farms."""
+    times = {}
+    page = None
+    for count in (3, 100):
+        progress(f"web: {count} farms of data, farmwatch-web and the alerting service")
+        measured, weight = web.measure(stack, workdir / f"web-{count}", count, repeats=30)
+        times[count] = measured
+        page = weight or page
+    assert page is not None
+    grafana_kb = web.GRAFANA_ENTRY_JS_KIB * 1024 / 1000
+    extra.append(
+        f"- Farm page (`farmwatch-web`, oax-mixteca, Chromium {PHONE_TEXT}): first load after "
+        f"the login with an empty cache {page.first_bytes:,} B on the wire ("
+        + ", ".join(f"{e['name'].rsplit('/', 1)[-1]} {e['transfer']:,} B" for e in page.entries)
+        + f"; the HTML is {page.html_decoded:,} B decoded), reload {page.cached_bytes:,} B "
+        f"(304 + stylesheet from the cache). Grafana's entry JavaScript alone: 8.6 MiB "
+        f"(grafana/grafana#92490). Data: {times[3].points:,} points for 3 farms, "
+        f"{times[100].points:,} for 100; server time as the application reports it "
+        f"(`Server-Timing`): {statistics.median(times[3].app_ms):.1f} ms and "
+        f"{statistics.median(times[100].app_ms):.1f} ms."
+    )
+    return [
+        Result(
+            "8",
+            "Farm page, first authenticated load (HTML + CSS + images, compressed)",
+            "kB",
+            [page.first_bytes / 1000],
+            "Grafana's entry JavaScript alone (published figure)",
+            [grafana_kb],
+            "≤ 30 kB",
+            lambda r: r.median <= 30,
+        ),
+        Result(
+            "8b",
+            "Farm page, reload with HTTP caching (ETag 304, stylesheet cached)",
+            "kB",
+            [page.cached_bytes / 1000],
+        ),
+        *(
+            Result(
+                "8c" if count == 3 else "8d",
+                f"Farm page, request to last byte on loopback, {count} farms of data",
+                "ms",
+                times[count].client_ms,
+            )
+            for count in (3, 100)
+        ),
     ]
 
 

@@ -83,6 +83,19 @@ class SoilMoistureSensor(_SensorBase):
     """Depth of the probe below the surface (shown on the dashboards)."""
     coefficients: tuple[float, ...] = Field(min_length=1)
     """c0 + c1·raw + c2·raw² + … gives VWC in %."""
+    wilting_point_pct: float | None = Field(default=None, ge=0, le=100)
+    """Volumetric water content at the soil's permanent wilting point: below it the pasture
+    cannot draw water (the phone page draws the probe against it)."""
+    field_capacity_pct: float | None = Field(default=None, ge=0, le=100)
+    """Volumetric water content the soil holds after free drainage; above it the soil is
+    saturated."""
+
+    @model_validator(mode="after")
+    def _wilting_below_capacity(self) -> SoilMoistureSensor:
+        wilting, capacity = self.wilting_point_pct, self.field_capacity_pct
+        if wilting is not None and capacity is not None and wilting >= capacity:
+            raise ValueError("wilting_point_pct must be below field_capacity_pct")
+        return self
 
 
 class RainGauge(_SensorBase):

@@ -224,3 +224,60 @@ def test_a_register_map_beside_the_installed_farm_file_is_found(installed: Insta
     assert missing.returncode == 2
     assert "my-level-probe" in missing.stderr
     assert str(directory / "register_maps") in missing.stderr
+
+
+def test_farmwatch_web_with_its_extra_checks_its_config(installed: Install, farm_dir: Path) -> None:
+    names = zipfile.ZipFile(installed.wheel).namelist()
+    for data in (
+        "collector/web/templates/farm.html",
+        "collector/web/templates/base.html",
+        "collector/web/static/farmwatch.css",
+    ):
+        assert data in names
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run(
+        [
+            *pip,
+            "--python",
+            str(installed.venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            f"{installed.wheel}[web]",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    users = installed.home / "web-users.json"
+    added = subprocess.run(
+        [
+            str(installed.venv / "bin" / "farmwatch-web-user"),
+            "--users-file",
+            str(users),
+            "--farm-dir",
+            str(farm_dir),
+            "add",
+            "ana",
+            "--role",
+            "operator",
+            "--farm",
+            "oax-mixteca",
+        ],
+        input="ana-installed-2026\n",
+        capture_output=True,
+        text=True,
+        cwd=installed.home,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    token = installed.home / "alerts-api-token"
+    token.write_text("installed-token-0123456789\n")
+    result = installed.run(
+        "farmwatch-web",
+        "--check-config",
+        FARMWATCH_WEB_FARM_DIR=str(farm_dir),
+        FARMWATCH_WEB_USERS_FILE=str(users),
+        FARMWATCH_WEB_SESSION_DB=str(installed.home / "web-sessions.sqlite3"),
+        FARMWATCH_WEB_ALERTS_API_TOKEN_FILE=str(token),
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{len(SHIPPED_FARMS)} ranchos/farms" in result.stdout

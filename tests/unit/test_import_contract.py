@@ -31,3 +31,16 @@ def test_every_collector_module_is_kept_apart_from_the_alerting_service() -> Non
     assert on_disk <= _modules(alerts["forbidden_modules"])
     assert "collector.alerts" in _modules(collector["forbidden_modules"])
     assert _modules(alerts["source_modules"]) == {"collector.alerts"}
+
+
+def test_the_web_application_is_kept_apart_from_every_other_service() -> None:
+    on_disk = {
+        f"collector.{path.stem}"
+        for path in (REPO / "collector").glob("*.py")
+        if path.stem != "__init__"
+    }
+    web = _contract("web-alone")
+    assert _modules(web["source_modules"]) == {"collector.web"}
+    assert on_disk | {"edge", "collector.alerts"} <= _modules(web["forbidden_modules"])
+    assert "collector.web" in _modules(_contract("collector-alone")["forbidden_modules"])
+    assert "collector.web" in _modules(_contract("alerts-alone")["forbidden_modules"])

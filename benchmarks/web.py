@@ -47,6 +47,7 @@ from selenium.webdriver.common.by import By
 from benchmarks.common import FARM_FILES, Stack
 from collector.alerts.api import ApiConfig
 from collector.alerts.modem import GsmModem
+from collector.alerts.modem_profiles import CLASSIC_2G
 from collector.alerts.service import AlertService, make_consumer
 from collector.alerts.timeline import current_boot_id
 from collector.influx_setup import RetentionPlan, apply, backfill
@@ -234,7 +235,7 @@ def alerting_service(workdir: Path, farms: dict[str, FarmConfig], end_ms: int) -
     emulator = GsmModemEmulator(link)
     emulator.start()
     clock = SystemClock()
-    modem = GsmModem(pyserial_factory(link.path, 115200, 0.05), clock)
+    modem = GsmModem(pyserial_factory(link.path, 115200, 0.05), clock, profile=CLASSIC_2G)
     port = free_port()
     service = AlertService(
         farms=farms,

@@ -1,6 +1,5 @@
 """The water balance as the farm page lays it out (collector/web/balance_view.py): farm_balance's
-figures,
-rounded and labelled, nothing computed."""
+figures, rounded and labelled, nothing computed."""
 
 from __future__ import annotations
 

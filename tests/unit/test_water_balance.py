@@ -118,6 +118,7 @@ def test_the_shipped_farms_declare_their_vessels() -> None:
         "oax-istmo/trough-long": ("trough", "tank-steel"),
         "chis-frailesca/tank-hill": ("rain_tank", None),
         "chis-frailesca/trough-a": ("trough", "tank-hill"),
+        "chis-frailesca/trough-hill": ("trough", None),
         "chis-frailesca/trough-b": ("trough", "tank-hill"),
     }
 

@@ -273,3 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({len(ran)} statements)"
     )
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,10 @@
 # this server's own (/etc/farmwatch/tls, root only) and a server certificate for BROKER_NAMES
 # (default: this host's names; e.g. BROKER_NAMES="broker.example.org 192.0.2.10") are created
 # once. The agents need /etc/farmwatch/ca.crt (copy it to each Pi with its password file).
+# The farmwatch distribution is installed with its web extra, so farmwatch-web (the operators'
+# phone page, docs/web.md) runs from the same virtualenv: its unit and /etc/farmwatch/web.env
+# (from deploy/env/web.env.example) are installed but not enabled (it needs the alerting API's
+# token, a read-only InfluxDB user and accounts first: farmwatch-web-user).
 # Grafana is not in Debian: install it from Grafana's APT repository, then either copy
 # deploy/grafana/provisioning/ + dashboards/generated/ (see docs/deploy.md) or run
 # farmwatch-grafana-push against it.
@@ -28,6 +32,7 @@ MOSQ_CERT=/etc/mosquitto/certs/farmwatch-server.crt
 MOSQ_KEY=/etc/mosquitto/certs/farmwatch-server.key
 FARM_DIR=/etc/farmwatch/farms
 ENV_FILE=/etc/farmwatch/collector.env
+WEB_ENV_FILE=/etc/farmwatch/web.env
 
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
 
@@ -43,7 +48,8 @@ python3 -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
 # setuptools reuses build/ of the checkout: a stale one would put old modules into the wheel
 rm -rf "$REPO/build"
-"$PREFIX/venv/bin/pip" install --quiet "$REPO"
+# with the web extra (Starlette, uvicorn, Jinja2, argon2-cffi): farmwatch-web, farmwatch-web-user
+"$PREFIX/venv/bin/pip" install --quiet "${REPO}[web]"
 
 install -d -m 0750 -o root -g farmwatch /etc/farmwatch "$SECRETS" "$FARM_DIR"
 # the collector's quarantine (the unit's StateDirectory; made here for --check-config below)
@@ -111,6 +117,9 @@ systemctl enable --now influxdb
 if [ ! -f "$ENV_FILE" ]; then
     install -m 0640 -o root -g farmwatch "$REPO/deploy/env/collector.env.example" "$ENV_FILE"
 fi
+if [ ! -f "$WEB_ENV_FILE" ]; then
+    install -m 0640 -o root -g farmwatch "$REPO/deploy/env/web.env.example" "$WEB_ENV_FILE"
+fi
 # the same check the collector makes at start-up: settings and every farm file
 (
     set -a
@@ -124,10 +133,13 @@ install -m 0644 "$REPO/deploy/systemd/farmwatch-collector.service" \
     "$REPO/deploy/systemd/farmwatch-backfill.service" \
     "$REPO/deploy/systemd/farmwatch-backfill.timer" \
     "$REPO/deploy/systemd/farmwatch-water-balance.service" \
-    "$REPO/deploy/systemd/farmwatch-water-balance.timer" /etc/systemd/system/
+    "$REPO/deploy/systemd/farmwatch-water-balance.timer" \
+    "$REPO/deploy/systemd/farmwatch-web.service" /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable --now farmwatch-collector.service farmwatch-backfill.timer \
     farmwatch-water-balance.timer
 echo "farmwatch-collector instalado / installed; logs: journalctl -u farmwatch-collector -f"
 echo "Contraseñas de las granjas / farm passwords: $SECRETS/<farm>.mqtt-password"
 echo "Agentes / agents: TLS on port 8883, CA certificate /etc/farmwatch/ca.crt"
+echo "Página / web page: $WEB_ENV_FILE, farmwatch-web-user add, then" \
+    "systemctl enable --now farmwatch-web (docs/web.md)"

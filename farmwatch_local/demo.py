@@ -1,15 +1,18 @@
 """``make demo``: three emulated model farms, end to end, on real local servers.
 
-Starts Mosquitto (shipped policy, generated credentials) and InfluxDB on free loopback ports with
-data under ``var/demo/``, the real collector and the real alerting service (with the emulated GSM
-modem on a pseudo-terminal and its HTTP API on) as separate processes, an emulated
-microcontroller per farm on a pseudo-terminal driven by a drought scenario (one simulated minute
-every quarter of a second) and the real edge agent per farm, then prints a live view of the
-latest values read back from InfluxDB, the days of water left and the alerts from the alerting
-API, and every SMS through the emulated modem. In the first minutes a trough's float valve
-sticks: the trough alert fires, the farmer's emulated phone answers ``OK n`` and the alert
-resolves after the refill. Ctrl-C stops everything it started. The farms are the repository's
-``firmware_configs/`` (``--farms`` for another farm directory).
+Starts Mosquitto (shipped policy, generated credentials) and InfluxDB (with its retention
+policies, ``farmwatch-influx-setup``) on free loopback ports with data under ``var/demo/``, the
+real collector, the real alerting service (with the emulated GSM modem on a pseudo-terminal and
+its HTTP API on) and the real web application (``farmwatch-web``, with a demo account printed on
+screen) as separate processes, an emulated microcontroller per farm on a pseudo-terminal driven
+by a drought scenario (one simulated minute every quarter of a second), an emulated LoRaWAN
+network server publishing the uplinks of the farms' LoRaWAN sensors to a second Mosquitto (its
+broker) and the real edge agent per farm, then prints a live view of the latest values read back
+from InfluxDB, the days of water left and the alerts from the alerting API, and every SMS
+through the emulated modem. In the first minutes a trough's float valve sticks: the trough alert
+fires, the farmer's emulated phone answers ``OK n`` and the alert resolves after the refill.
+Ctrl-C stops everything it started. The farms are the repository's ``firmware_configs/``
+(``--farms`` for another farm directory).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import DAY, HOUR, DroughtScenario, ValveFault
 from farmwatch_local.demo_alerts import AlertsApi, FarmerPhones, SmsLine, alert_farm_text
+from farmwatch_local.demo_lorawan import FarmRadio, NetworkServer, lorawan_line
+from farmwatch_local.demo_web import WebSetup, WebStartError, start_web
 from farmwatch_local.services import REPO_ROOT, InfluxServer, MosquittoServer, free_port
 from farmwatch_shared.farm.alert_rules import LevelBelow
 from farmwatch_shared.farm.directory import load_farm_dir
@@ -64,13 +69,30 @@ SMS_SHOWN = 8
 
 @dataclass
 class DemoFarm:
-    """One emulated farm: its config, microcontroller, scenario thread and agent process."""
+    """One emulated farm: its config, microcontroller, scenario thread, LoRaWAN devices (if
+    it has any) and agent process."""
 
     config: FarmConfig
     link: PtyLink
     emulator: FarmEmulator
     buses: FarmBuses
+    radio: FarmRadio | None = None
     agent: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the microcontroller, the scenario and the LoRaWAN uplinks."""
+        self.emulator.mcu.start()
+        self.emulator.start()
+        if self.radio is not None:
+            self.radio.devices.start()
+
+    def stop(self) -> None:
+        """Stop the emulators (not the agent)."""
+        self.emulator.stop()
+        self.emulator.mcu.stop()
+        self.buses.stop()
+        if self.radio is not None:
+            self.radio.stop()
 
 
 def _write_secret(directory: Path, user: str) -> Path:
@@ -251,10 +273,10 @@ def _with_bus_ports(
     return derived
 
 
-def _start_collector(
+def _collector_env(
     broker: MosquittoServer, influx: InfluxServer, password_file: Path, farms: Path, log_dir: Path
-) -> subprocess.Popen[bytes]:
-    env = _python_env(
+) -> dict[str, str]:
+    return _python_env(
         {
             "FARMWATCH_COLLECTOR_MQTT_HOST": "127.0.0.1",
             "FARMWATCH_COLLECTOR_MQTT_PORT": str(broker.port),
@@ -266,7 +288,20 @@ def _start_collector(
             "FARMWATCH_COLLECTOR_QUARANTINE_PATH": str(log_dir.parent / "quarantine.sqlite3"),
         }
     )
+
+
+def _start_collector(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    """``farmwatch-influx-setup`` (the retention policies and continuous queries, as the
+    collector's service runs it first on a server), then the collector."""
     with (log_dir / "collector.log").open("ab") as log:
+        subprocess.run(
+            [sys.executable, "-m", "collector.influx_setup"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=True,
+        )
         return subprocess.Popen(
             [sys.executable, "-m", "collector.cli"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
@@ -280,9 +315,11 @@ def _start_farm(
     data: Path,
     log_dir: Path,
     scenario: DroughtScenario,
+    network_server: NetworkServer | None,
 ) -> tuple[DemoFarm, subprocess.Popen[bytes]]:
-    """The farm's emulators following ``scenario`` (buses serving, microcontroller and
-    scenario not yet started) and its edge agent process."""
+    """The farm's emulators following ``scenario`` (buses serving, microcontroller, scenario
+    and LoRaWAN uplinks not yet started) and its edge agent process, subscribed to
+    ``network_server`` if the farm has LoRaWAN devices."""
     agent_cfg = config.agents[0]
     link = PtyLink(data / "dev" / f"{config.farm.id}-mcu")
     mcu_settings = agent_cfg.microcontroller
@@ -299,7 +336,14 @@ def _start_farm(
         start_s=START_S,
     )
     buses = FarmBuses(config, agent_cfg.id, emulator.scenario, emulator.sim_time)
-    farm = DemoFarm(config, link, emulator, buses)
+    radio = (
+        network_server.farm_radio(
+            config, agent_cfg.id, emulator.scenario, emulator.sim_time, SPEEDUP
+        )
+        if network_server is not None
+        else None
+    )
+    farm = DemoFarm(config, link, emulator, buses, radio)
     farm_file = _with_bus_ports(config, agent_cfg.id, buses.ports, farms, data / "farms")
     env = _python_env(
         {
@@ -312,6 +356,7 @@ def _start_farm(
             "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(password_file),
             "FARMWATCH_EDGE_BATCH_MAX_AGE_S": "2",
             "FARMWATCH_EDGE_STATUS_INTERVAL_S": "10",
+            **(network_server.agent_env() if network_server and radio else {}),
         }
     )
     buses.start()
@@ -407,11 +452,23 @@ class DemoContext:
 
 def start_further_services(context: DemoContext) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
     """Where a further server-side service joins the demo: the web application
-    (``farmwatch-web``) is started here, reading InfluxDB (``context.influx.url``) and the
-    alerting API (``context.alerts_api.url`` with the token in ``context.alerts_token_file``).
-    Returns its processes (watched and stopped with the others) and the lines the view prints
-    about it (e.g. its URL and the demo account). None yet."""
-    return [], []
+    (``farmwatch-web``) on a free port, reading InfluxDB (``context.influx.url``) and the
+    alerting API (``context.alerts_api.url`` with the token in ``context.alerts_token_file``),
+    with a demo account for every farm. Returns its processes (watched and stopped with the
+    others) and the lines the view prints about it (its URL and the demo account)."""
+    setup = WebSetup(
+        farm_dir=context.farms,
+        farm_ids=tuple(load_farm_dir(context.farms)),
+        influx_url=context.influx.url,
+        database=DATABASE,
+        alerts_api_url=context.alerts_api.url,
+        alerts_token_file=context.alerts_token_file,
+        data=context.data,
+        secrets=context.secrets,
+        log_dir=context.log_dir,
+    )
+    web = start_web(setup, _python_env({}), free_port())
+    return [web.process], web.lines()
 
 
 def _show_until_stopped(
@@ -454,11 +511,10 @@ def _stop_all(
     processes: list[subprocess.Popen[bytes]],
     broker: MosquittoServer,
     influx: InfluxServer,
+    network_server: NetworkServer | None,
 ) -> None:
     for farm in farms:
-        farm.emulator.stop()
-        farm.emulator.mcu.stop()
-        farm.buses.stop()
+        farm.stop()
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -470,6 +526,8 @@ def _stop_all(
     for farm in farms:
         farm.link.close()
     broker.stop()
+    if network_server is not None:
+        network_server.stop()
     influx.stop()
 
 
@@ -525,13 +583,21 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = data / "logs"
     log_dir.mkdir()
     fault = _stuck_valve(farm_configs)
+    network_server = (
+        NetworkServer(data / "network-server", data / "secrets")
+        if any(c.lorawan_devices for c in farm_configs)
+        else None
+    )
     try:
         print("Iniciando / starting Mosquitto e InfluxDB…", flush=True)
         broker.start()
         influx.start()
-        processes.append(
-            _start_collector(broker, influx, password_files[COLLECTOR_USER], args.farms, log_dir)
+        if network_server is not None:
+            network_server.start()
+        collector_env = _collector_env(
+            broker, influx, password_files[COLLECTOR_USER], args.farms, log_dir
         )
+        processes.append(_start_collector(collector_env, log_dir))
         modem.start()
         alerts, api, token_file = _start_alerts(
             broker, influx, password_files[ALERTS_USER], farm_configs, args.farms, data, modem_link
@@ -551,18 +617,23 @@ def main(argv: list[str] | None = None) -> int:
                 data,
                 log_dir,
                 DroughtScenario(valve_faults=faults),
+                network_server,
             )
             processes.append(agent)
-            farm.emulator.mcu.start()
-            farm.emulator.start()
             farms.append(farm)
+            farm.start()
         context = DemoContext(
             broker, influx, api, token_file, args.farms, data, log_dir, data / "secrets"
         )
-        further, further_lines = start_further_services(context)
+        try:
+            further, further_lines = start_further_services(context)
+        except WebStartError as exc:
+            print(f"farmwatch-web: {exc}", file=sys.stderr, flush=True)
+            return 1
         processes += further
         footer = [
             *_footer(api, token_file, first),
+            *lorawan_line(network_server, [f.radio for f in farms if f.radio is not None]),
             *further_lines,
             f"Registros / logs: {log_dir}",
             "Ctrl-C para detener / to stop.",
@@ -584,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         print("\nDeteniendo / stopping…", flush=True)
         phones.stop()
-        _stop_all(farms, processes, broker, influx)
+        _stop_all(farms, processes, broker, influx, network_server)
         modem.stop()
         modem_link.close()
         print(f"Listo / done. Datos / data: {data}", flush=True)

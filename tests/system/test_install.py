@@ -11,6 +11,7 @@ System lane (marker ``system``, ``make test-install``): one build and install pe
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -226,7 +227,17 @@ def test_a_register_map_beside_the_installed_farm_file_is_found(installed: Insta
     assert str(directory / "register_maps") in missing.stderr
 
 
+def server_extras() -> str:
+    """The extras ``deploy/install-collector.sh`` installs the checkout with (``[web]``)."""
+    script = (REPO / "deploy" / "install-collector.sh").read_text()
+    match = re.search(r'/venv/bin/pip" install --quiet "\$\{REPO\}(\[[a-z,]+\])"', script)
+    assert match is not None, "install-collector.sh installs the checkout without extras"
+    return match.group(1)
+
+
 def test_farmwatch_web_with_its_extra_checks_its_config(installed: Install, farm_dir: Path) -> None:
+    extras = server_extras()  # what the server's install script installs
+    assert "web" in extras.strip("[]").split(",")
     names = zipfile.ZipFile(installed.wheel).namelist()
     for data in (
         "collector/web/templates/farm.html",
@@ -242,7 +253,7 @@ def test_farmwatch_web_with_its_extra_checks_its_config(installed: Install, farm
             str(installed.venv / "bin" / "python"),
             "install",
             "--quiet",
-            f"{installed.wheel}[web]",
+            f"{installed.wheel}{extras}",
         ],
         check=True,
         capture_output=True,

@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farmwatch_shared.farm.directory import DEFAULT_FARM_DIR
-from farmwatch_shared.settings import MqttSettings, read_secret_file
+from farmwatch_shared.settings import MqttSettings, load_secret_files, one_source_per_secret
 
 DEFAULT_QUARANTINE_PATH = Path("/var/lib/farmwatch/collector-quarantine.sqlite3")
 """In the service's state directory (``StateDirectory=farmwatch`` of its systemd unit)."""
@@ -67,20 +67,11 @@ class CollectorSettings(BaseSettings, MqttSettings):
     @model_validator(mode="before")
     @classmethod
     def _one_source_per_secret(cls, data: Any) -> Any:
-        # on the raw input: the "after" validator below may run twice (model_validate of a
-        # BaseSettings), the second time with the secret already read from its file
-        if isinstance(data, dict):
-            for name in ("influx_password", "influx_token"):
-                if data.get(name) is not None and data.get(f"{name}_file") is not None:
-                    raise ValueError(f"set {name} or {name}_file, not both")
-        return data
+        return one_source_per_secret(data, ("influx_password", "influx_token"))
 
     @model_validator(mode="after")
     def _secrets_from_files(self) -> CollectorSettings:
-        if self.influx_password_file is not None:
-            self.influx_password = read_secret_file(self.influx_password_file)
-        if self.influx_token_file is not None:
-            self.influx_token = read_secret_file(self.influx_token_file)
+        load_secret_files(self, ("influx_password", "influx_token"))
         if self.influx_api == "v2" and self.influx_token is None:
             raise ValueError("influx_api v2 needs influx_token or influx_token_file")
         if self.influx_password is not None and self.influx_username is None:

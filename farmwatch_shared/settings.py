@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
@@ -15,6 +16,26 @@ def read_secret_file(path: Path) -> SecretStr:
     """Read a secret from a file (first line, whitespace stripped)."""
     text = path.read_text(encoding="utf-8").strip()
     return SecretStr(text.splitlines()[0] if text else "")
+
+
+def one_source_per_secret(data: Any, names: Iterable[str]) -> Any:
+    """The body of a ``mode="before"`` validator: refuse a secret ``<name>`` given both directly
+    and as ``<name>_file``. Checked on the raw input because a ``mode="after"`` validator of a
+    BaseSettings may run twice (``model_validate``), the second time with the secret already
+    read from its file."""
+    if isinstance(data, dict):
+        for name in names:
+            if data.get(name) is not None and data.get(f"{name}_file") is not None:
+                raise ValueError(f"set {name} or {name}_file, not both")
+    return data
+
+
+def load_secret_files(settings: BaseModel, names: Iterable[str]) -> None:
+    """Set each secret ``<name>`` of ``settings`` from ``<name>_file`` where that is given."""
+    for name in names:
+        path = getattr(settings, f"{name}_file")
+        if path is not None:
+            setattr(settings, name, read_secret_file(path))
 
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -43,12 +64,14 @@ class MqttSettings(BaseModel):
     mqtt_password_file: Path | None = None
     mqtt_tls_ca_file: Path | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_password_source(cls, data: Any) -> Any:
+        return one_source_per_secret(data, ("mqtt_password",))
+
     @model_validator(mode="after")
     def _password_from_file(self) -> MqttSettings:
-        if self.mqtt_password is not None and self.mqtt_password_file is not None:
-            raise ValueError("set mqtt_password or mqtt_password_file, not both")
-        if self.mqtt_password_file is not None:
-            self.mqtt_password = read_secret_file(self.mqtt_password_file)
+        load_secret_files(self, ("mqtt_password",))
         return self
 
     def cleartext_warning(self) -> str | None:

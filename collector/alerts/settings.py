@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from collector.alerts.modem_profiles import profile_choice
 from farmwatch_shared.farm.directory import DEFAULT_FARM_DIR
-from farmwatch_shared.settings import MqttSettings, is_loopback_host, read_secret_file
+from farmwatch_shared.settings import (
+    MqttSettings,
+    is_loopback_host,
+    load_secret_files,
+    one_source_per_secret,
+)
 
 _LISTEN = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]\s]+)):([0-9]{1,5})")
 MIN_TOKEN_CHARS = 16
+SECRETS = ("gateway_auth_token", "influx_password", "api_token")
+"""Each may come from ``<name>_file`` instead."""
 """A shorter API token is refused (``secrets.token_urlsafe(32)`` makes one of 43)."""
 
 
@@ -76,12 +84,14 @@ class AlertSettings(BaseSettings, MqttSettings):
 
     log_level: str = "INFO"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source_per_secret(cls, data: Any) -> Any:
+        return one_source_per_secret(data, SECRETS)
+
     @model_validator(mode="after")
     def _check(self) -> AlertSettings:
-        if self.gateway_auth_token_file is not None:
-            self.gateway_auth_token = read_secret_file(self.gateway_auth_token_file)
-        if self.influx_password_file is not None:
-            self.influx_password = read_secret_file(self.influx_password_file)
+        load_secret_files(self, SECRETS)
         if self.instance_index >= self.instance_count:
             raise ValueError("instance_index must be below instance_count")
         if self.gateway_url is not None and (
@@ -97,10 +107,6 @@ class AlertSettings(BaseSettings, MqttSettings):
         return self
 
     def _check_api(self) -> None:
-        if self.api_token is not None and self.api_token_file is not None:
-            raise ValueError("set api_token or api_token_file, not both")
-        if self.api_token_file is not None:
-            self.api_token = read_secret_file(self.api_token_file)
         if (self.api_tls_cert is None) != (self.api_tls_key is None):
             raise ValueError("set api_tls_cert and api_tls_key together")
         address = self.api_address()

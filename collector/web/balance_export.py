@@ -49,7 +49,7 @@ from farmwatch_shared.influx import (
 )
 from farmwatch_shared.lineprotocol import generic_line
 from farmwatch_shared.retention import RP_1D
-from farmwatch_shared.settings import read_secret_file
+from farmwatch_shared.settings import load_secret_files, one_source_per_secret
 
 MEASUREMENT = "water_balance"
 
@@ -71,13 +71,7 @@ class BalanceExportSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _one_source(cls, data: Any) -> Any:
-        if (
-            isinstance(data, dict)
-            and data.get("influx_password")
-            and data.get("influx_password_file")
-        ):
-            raise ValueError("set influx_password or influx_password_file, not both")
-        return data
+        return one_source_per_secret(data, ("influx_password",))
 
     @model_validator(mode="after")
     def _usable(self) -> BalanceExportSettings:
@@ -86,8 +80,7 @@ class BalanceExportSettings(BaseSettings):
                 "el balance lee con InfluxQL: sólo la API v1 / the water balance reads "
                 "InfluxQL: influx_api must be v1"
             )
-        if self.influx_password_file is not None:
-            self.influx_password = read_secret_file(self.influx_password_file)
+        load_secret_files(self, ("influx_password",))
         return self
 
 

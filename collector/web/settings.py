@@ -10,7 +10,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from farmwatch_shared.farm.directory import DEFAULT_FARM_DIR
-from farmwatch_shared.settings import Port, is_loopback_host, read_secret_file
+from farmwatch_shared.settings import (
+    Port,
+    is_loopback_host,
+    load_secret_files,
+    one_source_per_secret,
+)
 
 Language = Literal["es", "en"]
 """The languages of the page: Spanish first, English per user."""
@@ -110,18 +115,11 @@ class WebSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _one_source_per_secret(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for name in ("influx_password", "alerts_api_token"):
-                if data.get(name) is not None and data.get(f"{name}_file") is not None:
-                    raise ValueError(f"set {name} or {name}_file, not both")
-        return data
+        return one_source_per_secret(data, ("influx_password", "alerts_api_token"))
 
     @model_validator(mode="after")
     def _check(self) -> WebSettings:
-        if self.influx_password_file is not None:
-            self.influx_password = read_secret_file(self.influx_password_file)
-        if self.alerts_api_token_file is not None:
-            self.alerts_api_token = read_secret_file(self.alerts_api_token_file)
+        load_secret_files(self, ("influx_password", "alerts_api_token"))
         if self.alerts_api_token is None or not self.alerts_api_token.get_secret_value():
             raise ValueError(
                 "alerts_api_token(_file) is required: the alerting API refuses requests "

@@ -189,6 +189,15 @@ class HubEdgeAgent:
         supervisor.join(10.0)
         self._put_final_presence()
         self.link.stop()
+        up = self.uplink
+        log.info(
+            "hub uplink: batches=%d stored=%d duplicates=%d refusals=%d backlog=%d",
+            up.messages_sent,
+            up.readings_committed,
+            up.duplicates,
+            up.refusals,
+            self._outbox.backlog(),
+        )
         return supervisor.failed
 
     def alive(self) -> bool:

@@ -96,6 +96,7 @@ class HubConsumer:
         pull_expires_s: float = 5.0,
         pinned_ttl_s: float = 20.0,
         heartbeat_s: float | None = None,
+        stats_interval_s: float = 60.0,
     ) -> None:
         if sum(1 for s in sources if s.group is not None) > 1:
             raise ValueError("at most one pinned source")
@@ -106,6 +107,7 @@ class HubConsumer:
         self._expires_s = pull_expires_s
         self._pinned_ttl_s = pinned_ttl_s
         self._heartbeat_s = heartbeat_s
+        self._stats_interval_s = stats_interval_s
         self._lock = threading.Lock()
         self._unacked: dict[int, str] = {}
         """Delivery mid → the message's acknowledgement subject."""
@@ -140,6 +142,11 @@ class HubConsumer:
         """Stop pulling and close the link; what was not acknowledged is delivered again
         (to another process, or to this one after a restart)."""
         self._stopping.set()
+        if self.pinned.is_set():  # hand the pin over now, not after the priority timeout
+            try:
+                self._link.submit(self._unpin()).result(timeout_s)
+            except Exception as exc:  # noqa: BLE001 - stopping anyway: the pin times out
+                log.warning("No pude soltar el consumidor / could not unpin: %s", exc)
         self.pinned.clear()
         self._link.call_soon(self._cancel_tasks)
         self._link.stop(timeout_s)
@@ -172,6 +179,28 @@ class HubConsumer:
             self._tasks.append(loop.create_task(self._pull_loop(source, on_delivery)))
         if self._heartbeat_s is not None:
             self._tasks.append(loop.create_task(self._heartbeats(self._heartbeat_s)))
+        self._tasks.append(loop.create_task(self._log_stats()))
+
+    async def _log_stats(self) -> None:
+        last = (0, 0)
+        while not self._stopping.is_set():
+            await asyncio.sleep(self._stats_interval_s)
+            now = (self.delivered, self.redelivered)
+            if now != last:
+                log.info(
+                    "hub: delivered=%d redelivered=%d unacked=%d",
+                    self.delivered,
+                    self.redelivered,
+                    self.unacked,
+                )
+                last = now
+
+    async def _unpin(self) -> None:
+        for source in self._sources:
+            if source.group is not None:
+                api = f"$JS.API.CONSUMER.UNPIN.{source.stream}.{source.consumer}"
+                body = json.dumps({"group": source.group}).encode()
+                await self._link.client.request(api, body, timeout=2.0)
 
     def _cancel_tasks(self) -> None:
         for task in self._tasks:
@@ -247,10 +276,15 @@ class HubConsumer:
         if source.group is not None and loop.time() - self._pin.answered_at > self._pinned_ttl_s:
             self._lose_pin("no answer from the hub")
 
+    def _answered(self, source: PullSource) -> None:
+        if not self.subscribed.is_set():
+            log.info("Suscrito / subscribed: hub consumer %s/%s", source.stream, source.consumer)
+            self.subscribed.set()
+
     def _status(self, source: PullSource, status: str, now: float) -> None:
         """A pull request's end: 408 expired, 404 nothing, 409 the server cut it short, 423
         another process holds the pin."""
-        self.subscribed.set()
+        self._answered(source)
         if source.group is None:
             return
         if status == _PIN_MISMATCH:
@@ -261,7 +295,7 @@ class HubConsumer:
     def _message(
         self, source: PullSource, msg: Msg, now: float, on_delivery: DeliveryHandler
     ) -> None:
-        self.subscribed.set()
+        self._answered(source)
         headers = msg.headers or {}
         if source.group is not None and PIN_HEADER in headers:
             if self._pin.id != headers[PIN_HEADER]:

@@ -254,6 +254,7 @@ def service_permissions(user: str) -> Permissions:
         publish = [
             *_consumer_rights(STREAM, ALERTS_CONSUMER),
             *_consumer_rights(PRESENCE_STREAM, ALERTS_PRESENCE_CONSUMER),
+            f"$JS.API.CONSUMER.UNPIN.{STREAM}.{ALERTS_CONSUMER}",
             HEARTBEAT_SUBJECT,
         ]
     elif user == ADMIN_USER:

@@ -10,10 +10,12 @@ batches the agent sent again are counted, and shown harmless by that same check.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 from support.alerts import FakeGateway
 from support.faults import FARM, FAULT_FARM_FILE, Rig, assert_exactly_once
+from support.harness import ChildProcess
 from support.hub import Hub, collector_counts, hub_agent, hub_alerts, hub_collector, running_hub
 from support.servers import Influx
 from support.waiting import wait_for
@@ -39,6 +41,10 @@ role = "primary"
 """
 SAMPLES = 1500
 PER_SECOND = 100.0
+
+
+def _pulling(process: ChildProcess) -> bool:
+    return "Suscrito / subscribed" in process.log()
 
 
 def _held(hub: Hub) -> bool:
@@ -81,7 +87,7 @@ def test_every_reading_once_through_a_leader_kill_and_a_collector_kill(
             for process in (*collectors, alerts):
                 process.start()
             for process in (*collectors, alerts):
-                wait_for(lambda p=process: "Suscrito / subscribed" in p.log(), what="pulling")
+                wait_for(partial(_pulling, process), what="pulling")
             mcu.start()
             agent.start()
             wait_for(lambda: mcu.syncs_received > 0, what="agent opened the port")

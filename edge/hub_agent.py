@@ -138,8 +138,8 @@ class HubEdgeAgent:
         if subject == self._presence_subject.lower():
             self._problems.report(
                 "presence_refused",
-                f"el hub rechazó la presencia en {subject} (permisos) / the hub refused the "
-                f"presence put to {subject} (the user's permissions)",
+                f"el hub rechazó la presencia en {self._presence_subject} (permisos) / the hub "
+                f"refused the presence put to {self._presence_subject} (the user's permissions)",
             )
             return
         self._events.put(Refused(subject))

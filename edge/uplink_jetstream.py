@@ -223,13 +223,12 @@ class JetStreamUplink:
         self._inflight.clear()
         delay = self._refusal_backoff.next_delay()
         self._paused_until = now + delay
+        backlog = self._outbox.backlog()
         self._problems.report(
             "publish_refused",
-            f"el hub rechazó la publicación en {self.subject} (permisos del usuario): "
-            f"{self._outbox.backlog()} lecturas quedan en la bandeja / the hub refused the "
-            f"publish to {self.subject} (the user's permissions): {held} readings in flight "
-            f"and the rest of the outbox ({self._outbox.backlog()}) are kept; trying again in "
-            f"{delay:.0f} s",
+            f"el hub rechazó {self.subject} (permisos): se guardan {backlog} lecturas / the hub "
+            f"refused {self.subject} (the user's permissions): {backlog} readings kept "
+            f"({held} were in flight), retry in {delay:.0f} s",
         )
 
     # publishing --------------------------------------------------------------------------

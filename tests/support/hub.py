@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,8 @@ def running_hub(
         )
         admin.start()
         assert admin.wait_connected(20), "the administrator could not connect"
+        if size < limits.replicas:
+            limits = replace(limits, replicas=1)
         admin.submit(apply_layout(admin.client, limits)).result(30)
         yield Hub(cluster, admin, secrets_dir)
     finally:

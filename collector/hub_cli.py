@@ -47,6 +47,7 @@ from farmwatch_shared.hub.server_config import ClusterPlan, HubNode, HubUser, No
 from farmwatch_shared.settings import read_secret_file
 
 BCRYPT_ROUNDS = 11
+NO_PLACEMENT = 10005
 
 
 class PlanNode(BaseModel):
@@ -307,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (HubApiError, TimeoutError, nats.errors.Error) as exc:
         print(f"Hub: {exc}", file=sys.stderr)
+        if isinstance(exc, HubApiError) and exc.code == NO_PLACEMENT:
+            print(
+                "Sugerencia / hint: --max-bytes must fit in every node's max_file_store_gb "
+                "(the plan), and --replicas must not exceed the nodes",
+                file=sys.stderr,
+            )
         return 1
 
 

@@ -112,6 +112,8 @@ class HubConsumer:
         self._unacked: dict[int, str] = {}
         """Delivery mid → the message's acknowledgement subject."""
         self._next_mid = 1
+        self._acks: list[str] = []
+        self._ack_flush_due = False
         self._pin = _Pin()
         self._stopping = threading.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -155,8 +157,26 @@ class HubConsumer:
         """Acknowledge a delivery (any thread)."""
         with self._lock:
             reply = self._unacked.pop(delivery.mid, None)
-        if reply is not None:
-            self._link.submit(self._publish(reply, _ACK))
+            if reply is None:
+                return
+            self._acks.append(reply)
+            if self._ack_flush_due:
+                return
+            self._ack_flush_due = True
+        self._link.call_soon(self._flush_acks)  # one hop to the loop for a whole batch
+
+    def _flush_acks(self) -> None:
+        """On the loop thread: send every queued acknowledgement (buffered, one flush)."""
+        with self._lock:
+            replies, self._acks = self._acks, []
+            self._ack_flush_due = False
+        task = asyncio.get_running_loop().create_task(self._publish_all(replies, _ACK))
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    async def _publish_all(self, subjects: list[str], payload: bytes) -> None:
+        for subject in subjects:
+            await self._publish(subject, payload)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> Published:
         """Send a service's contract message: a dead letter to its subject (core NATS); a

@@ -218,7 +218,7 @@ def _hub_agent(
         committer=parts.committer,
         pollers=parts.pollers,
         lorawan=parts.lorawan,
-        status_interval_s=settings.status_interval_s,
+        status_interval_s=settings.nats_presence_interval_s,
     )
 
 

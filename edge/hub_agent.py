@@ -3,7 +3,8 @@ threads, committer and outbox as ``EdgeAgent``, with the hub uplink instead of t
 its presence in the hub's key-value bucket instead of a retained status and a last will.
 
 Presence: the agent puts its ``AgentStatus`` (online, backlog, counters) to its key in
-``farmwatch_presence`` every ``status_interval_s`` and when it connects, and ``offline`` when it
+``farmwatch_presence`` every ``status_interval_s`` (the ``nats_presence_interval_s`` setting)
+and when it connects, and ``offline`` when it
 stops cleanly. The bucket ages a key out after its TTL (``farmwatch-hub apply
 --presence-ttl-s``, above the agent's interval) and places a marker that the collector writes
 as ``offline`` and the alerting service reads as the agent going silent: the last will, kept

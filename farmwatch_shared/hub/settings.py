@@ -27,6 +27,10 @@ class HubSettings(BaseModel):
     nats_password_file: Path | None = None
     nats_tls_ca_file: Path | None = None
     """The hub's CA certificate (``deploy/nats/make-tls-certs.sh``): with ``tls://`` URLs."""
+    nats_presence_interval_s: float = Field(default=60.0, gt=0)
+    """How often an agent puts its presence; keep it well below the bucket's TTL
+    (``farmwatch-hub apply --presence-ttl-s``, 180 s) or the agent reads as offline between
+    two puts. (``status_interval_s`` is the MQTT status's.)"""
     nats_ack_timeout_s: float = Field(default=10.0, gt=0, le=300)
     """How long an agent's publish waits for the stream's acknowledgement before the batch is
     sent again (a leader election takes 2–5 s)."""

@@ -148,7 +148,7 @@ def hub_agent(
         "FARMWATCH_EDGE_SERIAL_PORT": serial_path,
         "FARMWATCH_EDGE_OUTBOX_PATH": str(tmp_path / "edge-outbox.sqlite3"),
         "FARMWATCH_EDGE_BATCH_MAX_AGE_S": "0.2",
-        "FARMWATCH_EDGE_STATUS_INTERVAL_S": "2",
+        "FARMWATCH_EDGE_NATS_PRESENCE_INTERVAL_S": "2",
         "FARMWATCH_EDGE_NATS_ACK_TIMEOUT_S": "3",
     }
     env.update({f"FARMWATCH_EDGE_{k.upper()}": v for k, v in settings.items()})

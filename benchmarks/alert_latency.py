@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import SecretStr
 
 from benchmarks.edge import shipped_agent
+from collector.alerts.gate import StoreLease
 from collector.alerts.modem import GsmModem
 from collector.alerts.modem_profiles import CLASSIC_2G
 from collector.alerts.service import AlertService, make_consumer
@@ -113,6 +114,7 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
         problems=ProblemLog(logging.getLogger("bench.alerts")),
         boot_id=current_boot_id(),
         modem=modem,
+        gate=StoreLease(workdir / "alerts.sqlite3", clock, "alerts", 30.0),
     )
     stop = threading.Event()
     thread = threading.Thread(target=service.run, args=(stop,), daemon=True)

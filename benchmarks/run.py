@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from benchmarks import dashboard, edge, ingest, web
+from benchmarks import dashboard, edge, hub, ingest, web
 from benchmarks.common import REPO, Result, Stack, figure, spread
 
 BEGIN = "<!-- bench:begin (written by `make bench`; edit outside the markers) -->"
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             results += run_edge(stack, workdir, args.repeats, extra)
             results += run_dashboard(stack, extra)
             results += run_web(stack, workdir, extra)
+            results += run_hub(stack, workdir, args.repeats, extra)
         finally:
             stack.stop()
     elapsed = time.monotonic() - started
@@ -331,6 +332,84 @@ def run_web(stack: Stack, workdir: Path, extra: list[str]) -> list[Result]:
                 times[count].client_ms,
             )
             for count in (3, 100)
+        ),
+    ]
+
+
+def run_hub(stack: Stack, workdir: Path, repeats: int, extra: list[str]) -> list[Result]:
+    """Benchmark 9: the hub (three NATS JetStream nodes, R3) with 1, 2 and 3 collectors against
+    one collector on Mosquitto, on benchmark 1's batches and on single readings."""
+    batched = ingest.make_workload(1000, 200, compress=True)
+    single = ingest.make_workload(20_000, 1, compress=False)
+    mosquitto: list[float] = []
+    mosquitto_single: list[float] = []
+    drains: dict[int, list[float]] = {1: [], 2: [], 3: []}
+    published: list[float] = []
+    hub_single: list[float] = []
+    with hub.hub_bench(workdir / "hub") as bench:
+        for i in range(repeats):
+            mosquitto += repeat(
+                1,
+                f"mosquitto, batched ({i + 1})",
+                lambda: ingest.drain_rate(stack, "collector", batched),
+            )
+            for count, samples in drains.items():
+                run = bench.run(stack, batched, count)
+                samples.append(run.drain_per_s)
+                published.append(run.publish_per_s)
+                progress(f"hub, {count} collector(s) ({i + 1}): {figure(run.drain_per_s)}")
+            mosquitto_single += repeat(
+                1,
+                f"mosquitto, single ({i + 1})",
+                lambda: ingest.drain_rate(stack, "collector", single),
+            )
+            hub_single += repeat(
+                1, f"hub, single ({i + 1})", lambda: bench.run(stack, single, 1).drain_per_s
+            )
+    synced: list[float] = []
+    synced_published: list[float] = []
+    with hub.hub_bench(workdir / "hub-sync", sync_interval="always") as bench:
+        for i in range(repeats):
+            run = bench.run(stack, batched, 1)
+            synced.append(run.drain_per_s)
+            synced_published.append(run.publish_per_s)
+            progress(f"hub, sync always ({i + 1}): {figure(run.drain_per_s)}")
+    extra.append(
+        f"- Hub (benchmark 9): three `nats-server` {hub.server_version()} nodes on this machine "
+        f"(R3, no TLS, as Mosquitto here), the stream filled first; publishing the batches into "
+        f"it with JetStream acknowledgements, 64 in flight: {figure(statistics.median(published))} "
+        f"readings/s ({figure(statistics.median(synced_published))} with `sync_interval: "
+        "always`). Every process (3 nodes, the collectors, InfluxDB) shares the machine's "
+        f"{os.cpu_count()} CPUs: more collectors add no CPU here."
+    )
+    results = [
+        Result(
+            f"9{letter}",
+            f"Hub ingest, edge batches, {count} collector(s) sharing the durable consumer",
+            "readings/s",
+            drains[count],
+            "one collector on one Mosquitto (figure 1's setup)",
+            mosquitto,
+        )
+        for letter, count in (("a", 1), ("b", 2), ("c", 3))
+    ]
+    return [
+        *results,
+        Result(
+            "9d",
+            "Hub ingest, edge batches, 1 collector, every write synced (sync_interval always)",
+            "readings/s",
+            synced,
+            "the same on the default sync (figure 9a)",
+            drains[1],
+        ),
+        Result(
+            "9e",
+            "Hub ingest, one reading per message, 1 collector",
+            "readings/s",
+            hub_single,
+            "one collector on one Mosquitto, one reading per message",
+            mosquitto_single,
         ),
     ]
 

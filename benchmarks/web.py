@@ -46,6 +46,7 @@ from selenium.webdriver.common.by import By
 
 from benchmarks.common import FARM_FILES, Stack
 from collector.alerts.api import ApiConfig
+from collector.alerts.gate import StoreLease
 from collector.alerts.modem import GsmModem
 from collector.alerts.modem_profiles import CLASSIC_2G
 from collector.alerts.service import AlertService, make_consumer
@@ -254,6 +255,7 @@ def alerting_service(workdir: Path, farms: dict[str, FarmConfig], end_ms: int) -
         problems=ProblemLog(logging.getLogger("bench.alerts")),
         boot_id=current_boot_id(),
         modem=modem,
+        gate=StoreLease(workdir / "alerts.sqlite3", clock, "alerts", 30.0),
         api=ApiConfig("127.0.0.1", port, SecretStr(API_TOKEN), None),
     )
     stop = threading.Event()

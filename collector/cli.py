@@ -18,7 +18,7 @@ from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.farm.directory import load_farm_dir
 from farmwatch_shared.farm.model import FarmConfig, FarmConfigError
 from farmwatch_shared.influx import InfluxV1Writer, PointWriter, RetryableWriteError
-from farmwatch_shared.mqtt import MqttConsumer
+from farmwatch_shared.mqtt import Consumer
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.supervisor import EX_SOFTWARE
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         farms = load_farm_dir(settings.farm_dir)
         quarantine_state = check_quarantine_path(settings.quarantine_path)
         # built here as for the run (a TLS CA file is loaded), so --check-config sees it fail
-        consumer = make_consumer(settings)
+        consumer = _consumer(settings)
         writer = make_writer(settings)
     except (ValidationError, OSError, ValueError, FarmConfigError, QuarantineError) as exc:
         return config_error(exc)
@@ -57,6 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.replay_quarantine:
         return _replay(settings, farms, writer, args.cause)
     return _run(settings, farms, consumer, writer, log)
+
+
+def _consumer(settings: CollectorSettings) -> Consumer:
+    """The MQTT session, or the hub's pull consumers (``transport = "jetstream"``)."""
+    if settings.transport == "mqtt":
+        return make_consumer(settings)
+    try:
+        from collector.jetstream import make_hub_consumer  # optional dependency (hub extra)
+    except ImportError as exc:
+        raise ValueError(
+            f"transport=jetstream needs the hub extra (pip install 'farmwatch[hub]'): {exc}"
+        ) from None
+    return make_hub_consumer(settings)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -94,16 +107,22 @@ def _print_summary(
         if settings.influx_api == "v1"
         else f"bucket {settings.influx_bucket}"
     )
+    source = f"broker {settings.mqtt_host}:{settings.mqtt_port}"
+    if settings.transport == "jetstream":
+        source = f"hub (JetStream) {', '.join(settings.nats_urls())}"
     print(
-        f"Configuración válida / configuration valid: broker {settings.mqtt_host}:"
-        f"{settings.mqtt_port} as {settings.client_id}, InfluxDB {settings.influx_api} "
+        f"Configuración válida / configuration valid: {source} as {settings.client_id}, "
+        f"InfluxDB {settings.influx_api} "
         f"{settings.influx_url} {target}, {len(farms)} farms in {settings.farm_dir}: "
         f"{', '.join(farms)}; quarantine {settings.quarantine_path}: {quarantine_state}"
     )
 
 
 def _warn_plain_remote_broker(settings: CollectorSettings, log: logging.Logger) -> None:
-    if settings.mqtt_tls_ca_file is not None:
+    hub = settings.nats_cleartext_warning()
+    if hub is not None:
+        log.warning(hub)
+    if settings.mqtt_tls_ca_file is not None or settings.transport != "mqtt":
         return
     try:
         loopback = ipaddress.ip_address(settings.mqtt_host).is_loopback
@@ -121,7 +140,7 @@ def _warn_plain_remote_broker(settings: CollectorSettings, log: logging.Logger) 
 def _run(
     settings: CollectorSettings,
     farms: dict[str, FarmConfig],
-    consumer: MqttConsumer,
+    consumer: Consumer,
     writer: PointWriter,
     log: logging.Logger,
 ) -> int:

@@ -10,13 +10,14 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farmwatch_shared.farm.directory import DEFAULT_FARM_DIR
+from farmwatch_shared.hub.settings import HubSettings
 from farmwatch_shared.settings import MqttSettings, load_secret_files, one_source_per_secret
 
 DEFAULT_QUARANTINE_PATH = Path("/var/lib/farmwatch/collector-quarantine.sqlite3")
 """In the service's state directory (``StateDirectory=farmwatch`` of its systemd unit)."""
 
 
-class CollectorSettings(BaseSettings, MqttSettings):
+class CollectorSettings(BaseSettings, MqttSettings, HubSettings):
     """Farm files, broker subscription, database output and batching."""
 
     model_config = SettingsConfigDict(env_prefix="FARMWATCH_COLLECTOR_", extra="forbid")
@@ -26,7 +27,8 @@ class CollectorSettings(BaseSettings, MqttSettings):
     client_id: str = "farmwatch-collector"
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     receive_maximum: int = Field(default=1000, ge=1, le=65535)
-    """Unacknowledged messages the broker may send us: the backpressure bound."""
+    """Unacknowledged messages the broker may send us: the backpressure bound (in the hub:
+    the messages this collector holds unacknowledged)."""
     batch_max_points: int = Field(default=5000, ge=1)
     quarantine_path: Path = DEFAULT_QUARANTINE_PATH
     """SQLite file keeping every refused message whole (``--replay-quarantine``)."""

@@ -7,15 +7,18 @@ import logging
 import os
 import sqlite3
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from edge.agent import EdgeAgent
 from edge.clock_guard import ClockGuard, current_boot_id, ntp_sync_probe
 from edge.committer import ReadingCommitter
-from edge.drivers.poller import OutboxSink, build_pollers
-from edge.lorawan.source import build_reader
+from edge.drivers.poller import BusPoller, OutboxSink, build_pollers
+from edge.lorawan.source import LorawanReader, build_reader
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.settings import EdgeSettings
@@ -27,12 +30,16 @@ from farmwatch_shared.farm.model import (
     AgentConfig,
     FarmConfig,
     FarmConfigError,
+    SensorConfig,
     load_farm_config,
 )
 from farmwatch_shared.mcu_protocol import SYNC_LINE
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.serial_port import pyserial_factory
 from farmwatch_shared.supervisor import EX_SOFTWARE
+
+if TYPE_CHECKING:
+    from edge.hub_agent import HubEdgeAgent
 
 log = logging.getLogger(__name__)
 CONFIG_ERRORS = (ValidationError, FarmConfigError, OSError, ValueError)
@@ -99,12 +106,17 @@ def _check(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> 
         agent.close()
     sensors = farm.sensors_of(agent_cfg.id)
     port = settings.serial_port or agent_cfg.serial_port
+    uplink = (
+        f"broker {settings.mqtt_host}:{settings.mqtt_port}"
+        f"{' (TLS)' if settings.mqtt_tls_ca_file is not None else ''}"
+    )
+    if settings.transport == "jetstream":
+        tls = " (TLS)" if settings.nats_tls_ca_file is not None else ""
+        uplink = f"hub (JetStream) {', '.join(settings.nats_urls())}{tls}"
     print(
         f"Configuración válida / configuration valid: farm {farm.farm.id}, agent "
         f"{agent_cfg.id}, {len(sensors)} sensors on {port} and "
-        f"{len(farm.buses_of(agent_cfg.id))} field buses, broker "
-        f"{settings.mqtt_host}:{settings.mqtt_port}"
-        f"{' (TLS)' if settings.mqtt_tls_ca_file is not None else ''}"
+        f"{len(farm.buses_of(agent_cfg.id))} field buses, {uplink}"
     )
     devices = farm.lorawan_devices_of(agent_cfg.id)
     if devices and settings.lorawan_mqtt_host is not None:
@@ -119,7 +131,8 @@ def _check(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> 
 
 
 def _warnings(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> list[str]:
-    found = [settings.cleartext_warning(), settings.lorawan_cleartext_warning()]
+    mqtt = settings.cleartext_warning() if settings.transport == "mqtt" else None
+    found = [mqtt, settings.lorawan_cleartext_warning(), settings.nats_cleartext_warning()]
     devices = farm.lorawan_devices_of(agent_cfg.id)
     if devices and settings.lorawan_mqtt_host is None:
         found.append(
@@ -156,6 +169,59 @@ def _run(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> in
     return 0
 
 
+@dataclass(frozen=True)
+class _AgentParts:
+    """What both uplinks' agents are built from."""
+
+    sensors: Sequence[SensorConfig]
+    source: SerialLineSource | None
+    committer: ReadingCommitter
+    guard: ClockGuard
+    boot_id: str
+    pollers: Sequence[BusPoller]
+    lorawan: LorawanReader | None
+
+
+def _hub_agent(
+    settings: EdgeSettings,
+    farm: FarmConfig,
+    agent_cfg: AgentConfig,
+    outbox: Outbox,
+    clock: Clock,
+    problems: ProblemLog,
+    parts: _AgentParts,
+) -> EdgeAgent | HubEdgeAgent:
+    """The agent on the hub (nats-py is the ``hub`` extra: imported only when chosen)."""
+    try:
+        from edge.hub_agent import HubEdgeAgent  # optional dependency
+    except ImportError as exc:
+        raise ValueError(
+            f"transport=jetstream needs the hub extra (pip install 'farmwatch[hub]'): {exc}"
+        ) from None
+    return HubEdgeAgent(
+        farm=farm.farm.id,
+        agent=agent_cfg.id,
+        sensors=parts.sensors,
+        outbox=outbox,
+        source=parts.source,
+        endpoint=settings.nats_endpoint(f"farmwatch-edge-{farm.farm.id}-{agent_cfg.id}"),
+        clock=clock,
+        problems=problems,
+        batch_max_readings=settings.batch_max_readings,
+        batch_max_age_s=settings.batch_max_age_s,
+        compress=settings.compress,
+        inflight_window=settings.inflight_window,
+        max_packet_bytes=settings.max_packet_bytes,
+        ack_timeout_s=settings.nats_ack_timeout_s,
+        clock_guard=parts.guard,
+        boot_id=parts.boot_id,
+        committer=parts.committer,
+        pollers=parts.pollers,
+        lorawan=parts.lorawan,
+        status_interval_s=settings.nats_presence_interval_s,
+    )
+
+
 def build_agent(
     settings: EdgeSettings,
     farm: FarmConfig,
@@ -163,7 +229,7 @@ def build_agent(
     outbox: Outbox,
     clock: Clock,
     problems: ProblemLog,
-) -> EdgeAgent:
+) -> EdgeAgent | HubEdgeAgent:
     """The agent ``farmwatch-edge`` runs, built from its configuration; raises what a bad
     configuration raises (``CONFIG_ERRORS``), with nothing started or opened yet."""
     guard = ClockGuard(clock, ntp_sync_probe if settings.clock_check == "ntp" else None)
@@ -193,7 +259,10 @@ def build_agent(
             name=port,
             greeting=SYNC_LINE,
         )
+    parts = _AgentParts(sensors, source, committer, guard, boot_id, pollers, lorawan)
     try:
+        if settings.transport == "jetstream":
+            return _hub_agent(settings, farm, agent_cfg, outbox, clock, problems, parts)
         return EdgeAgent(
             farm=farm.farm.id,
             agent=agent_cfg.id,

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.batching import max_uncompressed_readings
 from edge.uplink import COMMIT_TIMEOUT_MAX_S
+from farmwatch_shared.hub.settings import HubSettings
 from farmwatch_shared.mqtt import MqttEndpoint
 from farmwatch_shared.settings import MqttSettings, Port, is_loopback_host, read_secret_file
 
@@ -70,7 +71,7 @@ class LorawanBrokerSettings(BaseModel):
         )
 
 
-class EdgeSettings(BaseSettings, MqttSettings, LorawanBrokerSettings):
+class EdgeSettings(BaseSettings, MqttSettings, LorawanBrokerSettings, HubSettings):
     """Everything the agent needs besides the farm file's sensor definitions."""
 
     model_config = SettingsConfigDict(env_prefix="FARMWATCH_EDGE_", extra="forbid")

@@ -237,6 +237,9 @@ bind-address = "127.0.0.1:{rpc_port}"
 class VictoriaMetricsServer(_Process):
     """VictoriaMetrics (Debian package), which accepts InfluxDB's ``/api/v2/write``."""
 
+    extra_args: tuple[str, ...] = ()
+    """More command-line flags (``-dedup.minScrapeInterval=1ms``, ``-retentionPeriod=…``)."""
+
     @property
     def url(self) -> str:
         """Base URL of its HTTP API."""
@@ -249,4 +252,5 @@ class VictoriaMetricsServer(_Process):
             f"-storageDataPath={self.data_dir / 'storage'}",
             "-search.latencyOffset=0s",
             "-loggerLevel=WARN",
+            *self.extra_args,
         ]

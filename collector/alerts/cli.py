@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from collector.alerts.api import ApiConfig, tls_context
 from collector.alerts.channels import SmsChannel
+from collector.alerts.gate import SenderGate, StoreLease
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
 from collector.alerts.modem_profiles import AUTO, PROFILES, profile_choice
@@ -26,6 +27,7 @@ from farmwatch_shared.clock import Clock, SystemClock
 from farmwatch_shared.farm.directory import load_farm_dir
 from farmwatch_shared.farm.model import FarmConfig, FarmConfigError
 from farmwatch_shared.influx import InfluxV1Writer, RetryableWriteError
+from farmwatch_shared.mqtt import Consumer
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.serial_port import pyserial_factory
 from farmwatch_shared.supervisor import EX_SOFTWARE
@@ -73,6 +75,12 @@ def _api_summary(api: ApiConfig | None) -> str:
     return f"API {scheme}://{host}:{api.port} (bearer token)"
 
 
+def _source(settings: AlertSettings) -> str:
+    if settings.transport == "jetstream":
+        return f"hub (JetStream, pinned consumer) {', '.join(settings.nats_urls())}"
+    return f"broker {settings.mqtt_host}:{settings.mqtt_port}"
+
+
 def _when(ts_ms: int | None) -> str:
     if ts_ms is None:
         return "-"
@@ -117,6 +125,25 @@ def _profile_summary(settings: AlertSettings) -> str:
     )
 
 
+def _consumer_and_gate(
+    settings: AlertSettings, clock: Clock, holder: str
+) -> tuple[Consumer, SenderGate]:
+    """MQTT with the lease in the state database, or the hub's pinned consumer."""
+    if settings.transport == "mqtt":
+        consumer = make_consumer(
+            settings.mqtt_endpoint(settings.client_id), settings.session_expiry_s
+        )
+        return consumer, StoreLease(settings.state_db, clock, holder, settings.lease_ttl_s)
+    try:
+        from collector.alerts.jetstream import PinnedGate, make_hub_consumer  # hub extra
+    except ImportError as exc:
+        raise ValueError(
+            f"transport=jetstream needs the hub extra (pip install 'farmwatch[hub]'): {exc}"
+        ) from None
+    hub = make_hub_consumer(settings)
+    return hub, PinnedGate(hub)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(
@@ -138,13 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, default=50, help="rows of --history (default 50)")
     args = parser.parse_args(argv)
+    clock = SystemClock()
+    holder = f"{socket.gethostname()}:{os.getpid()}"
     try:
         settings = AlertSettings()
         farms = load_farms(settings)
         api = api_config(settings)
+        consumer, gate = _consumer_and_gate(settings, clock, holder)
     except (ValidationError, ValueError, OSError, FarmConfigError) as exc:
         return config_error(exc)
-    clock = SystemClock()
     if args.history is not None:
         print_history(settings.state_db, args.history or None, args.limit, clock)
         return 0
@@ -156,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print(
             f"Configuración válida / configuration valid: instance {settings.instance_index + 1}"
-            f"/{settings.instance_count}, broker {settings.mqtt_host}:{settings.mqtt_port} as "
+            f"/{settings.instance_count}, {_source(settings)} as "
             f"{settings.client_id}, channels {' → '.join(channels)}, state {settings.state_db}, "
             f"{_api_summary(api)}{_profile_summary(settings)}"
         )
@@ -208,17 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     service = AlertService(
         farms=farms,
         state_db=settings.state_db,
-        consumer=make_consumer(
-            settings.mqtt_endpoint(settings.client_id), settings.session_expiry_s
-        ),
+        consumer=consumer,
+        gate=gate,
         channels=channels_list,
         clock=clock,
         problems=ProblemLog(logging.getLogger("farmwatch.alerts.problems")),
         boot_id=current_boot_id(),
         modem=modem,
         history_writer=writer,
-        holder=f"{socket.gethostname()}:{os.getpid()}",
-        lease_ttl_s=settings.lease_ttl_s,
+        holder=holder,
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=settings.retry_max_s,
         timing=ServiceTiming(modem_health_s=settings.modem_health_s),

@@ -2,16 +2,17 @@
 each message only after its readings are committed), the rule engine, and the SMS delivery loop.
 
 Exactly one process sends for a set of farms: farms are split among instances by
-:func:`owns_farm` (deterministic), and processes sharing one state database take a lease in it
-before they subscribe; a standby waits and takes over the same MQTT session when the lease
-expires. See docs/alerts.md.
+:func:`owns_farm` (deterministic), and a ``SenderGate`` picks the one process of a set that
+sends: on MQTT processes sharing one state database take a lease in it before they subscribe (a
+standby waits and takes over the same MQTT session when the lease expires); on the hub the
+gate is the pinned consumer (``collector.alerts.jetstream``). See docs/alerts.md and
+docs/scale-out.md.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from collector.alerts.channels import ChannelError, SmsChannel
 from collector.alerts.commands import CommandHandler
 from collector.alerts.dispatch import Dispatcher
 from collector.alerts.engine import AlertEngine
+from collector.alerts.gate import SenderGate
 from collector.alerts.history import HistoryExporter
 from collector.alerts.intake import MessageIntake
 from collector.alerts.modem import GsmModem, IncomingSms, UnreadableSms
@@ -42,7 +44,6 @@ from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
-LEASE_NAME = "sender"
 
 
 def owns_farm(farm_id: str, index: int, count: int) -> bool:
@@ -88,8 +89,8 @@ class AlertService:
         boot_id: str,
         modem: GsmModem | None = None,
         history_writer: PointWriter | None = None,
+        gate: SenderGate,
         holder: str = "alerts",
-        lease_ttl_s: float = 30.0,
         retry_initial_s: float = 30.0,
         retry_max_s: float = 900.0,
         timing: ServiceTiming | None = None,
@@ -104,14 +105,14 @@ class AlertService:
         self._boot_id = boot_id
         self._history_writer = history_writer
         self._holder = holder
-        self._lease_ttl_ms = int(lease_ttl_s * 1000)
+        self._gate = gate
         self._retry = (retry_initial_s, retry_max_s)
         self.timing = timing or ServiceTiming()
         self._api = api
         self._inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self._wake = threading.Event()
         self.leader = threading.Event()
-        """Set while this process holds the sender lease and is subscribed."""
+        """Set while this process holds the sender's turn (the gate) and is subscribed."""
         self.messages_processed = 0
         self.consumer = consumer
 
@@ -128,7 +129,7 @@ class AlertService:
     # -- threads ----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> str | None:
-        """Run until ``stop`` is set: wait for the lease, then evaluate and deliver. The engine
+        """Run until ``stop`` is set: wait for the gate, then evaluate and deliver. The engine
         and delivery loops run under one :class:`Supervisor`: if either dies, the other stops
         too and the name and reason of the dead worker are returned (None after a clean stop);
         the CLI then exits with ``EX_SOFTWARE``."""
@@ -141,34 +142,17 @@ class AlertService:
             supervisor.start("alerts-api", self._api_loop)
         stop.wait()
         supervisor.join(30.0)
-        # only now, with the modem closed, may a standby take over
-        try:
-            store = AlertStore(self._state_db, self._clock)
-            try:
-                store.release_lease(LEASE_NAME, self._holder)
-            finally:
-                store.close()
-        except sqlite3.Error as exc:  # the lease then expires after its TTL
-            log.error(  # noqa: TRY400 - an expected outcome at stop, not a bug: no traceback
-                "No pude soltar el turno / could not release the lease: %s", exc
-            )
+        self._gate.release()  # only now, with the modem closed, may a standby take over
         return supervisor.failed
 
     def _engine_loop(self, stop: threading.Event) -> None:
         store = AlertStore(self._state_db, self._clock)
         try:
-            while not stop.is_set():
-                if store.try_lease(
-                    LEASE_NAME, self._holder, self._clock.now_ms(), self._lease_ttl_ms
-                ):
-                    break
-                stop.wait(min(self._lease_ttl_ms / 4000, 2.0))
-            if stop.is_set():
+            if not self._gate.acquire(store, stop, lambda: self.consumer.start(self._inbox.put)):
                 return
             log.info("Este proceso envía las alertas / this process sends the alerts")
             engine = AlertEngine(store, self._farms, self._clock, self._problems, self._boot_id)
             intake = MessageIntake(engine, store, self._farms, self._clock, self._problems)
-            self.consumer.start(self._inbox.put)
             self.leader.set()
             next_tick = 0.0
             while not stop.is_set():
@@ -184,9 +168,7 @@ class AlertService:
                 now = self._clock.monotonic()
                 if now >= next_tick:
                     next_tick = now + self.timing.tick_s
-                    if not store.try_lease(
-                        LEASE_NAME, self._holder, self._clock.now_ms(), self._lease_ttl_ms
-                    ):
+                    if not self._gate.renew(store):
                         raise LeaseLostError(
                             "Perdí el turno de envío / lost the sender lease: stopping"
                         )

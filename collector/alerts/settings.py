@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from collector.alerts.modem_profiles import profile_choice
 from farmwatch_shared.farm.directory import DEFAULT_FARM_DIR
+from farmwatch_shared.hub.settings import HubSettings
 from farmwatch_shared.settings import (
     MqttSettings,
     is_loopback_host,
@@ -25,7 +26,7 @@ SECRETS = ("gateway_auth_token", "influx_password", "api_token")
 """A shorter API token is refused (``secrets.token_urlsafe(32)`` makes one of 43)."""
 
 
-class AlertSettings(BaseSettings, MqttSettings):
+class AlertSettings(BaseSettings, MqttSettings, HubSettings):
     """Where the farm files, the state and the SMS channels are."""
 
     model_config = SettingsConfigDict(env_prefix="FARMWATCH_ALERTS_", extra="forbid")
@@ -39,6 +40,13 @@ class AlertSettings(BaseSettings, MqttSettings):
     instance_count: int = Field(default=1, ge=1)
     """Farms are split among ``instance_count`` alerters by a hash of the farm id."""
     lease_ttl_s: float = Field(default=30.0, gt=1)
+    hub_pin_ttl_s: float = Field(default=15.0, gt=1)
+    """On the hub: stop sending when the hub did not answer this long; keep it below the
+    consumer's priority timeout (``farmwatch-hub apply --alerts-pinned-ttl-s``, 20 s), after
+    which the server pins a standby."""
+    hub_heartbeat_s: float = Field(default=5.0, gt=0)
+    """On the hub: how often this process publishes a heartbeat on the stream (a pin moves
+    only with a message)."""
 
     modem_port: str | None = None
     """Serial device of the GSM modem, e.g. /dev/serial/by-id/usb-SIMCOM…-if02."""

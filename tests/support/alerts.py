@@ -27,6 +27,7 @@ import pytest
 from pydantic import SecretStr
 
 from collector.alerts.channels import SmsChannel
+from collector.alerts.gate import StoreLease
 from collector.alerts.http_gateway import TwilioGateway
 from collector.alerts.modem import GsmModem
 from collector.alerts.modem_profiles import CLASSIC_2G, ProfileChoice
@@ -199,7 +200,7 @@ def start_alerts(
         modem=modem,
         history_writer=history_writer,
         holder=holder,
-        lease_ttl_s=3.0,
+        gate=StoreLease(state_db, clock, holder, 3.0),
         retry_initial_s=5.0,
         timing=ServiceTiming(tick_s=0.05, idle_s=0.005, inbox_poll_s=0.05, export_s=0.2),
     )

@@ -232,6 +232,16 @@ class ChildProcess:
                 self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process holds what it has and does nothing (until killed)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: a frozen process runs again."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL, as a power cut or the OOM killer would."""
         assert self.process is not None

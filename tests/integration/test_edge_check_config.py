@@ -133,7 +133,7 @@ def test_plain_mqtt_to_a_remote_broker_is_warned_about_a_loopback_one_is_not(
 def test_the_agent_warns_once_at_start_when_its_password_would_travel_in_clear(
     tmp_path: Path,
 ) -> None:
-    env = edge_env(tmp_path, FARM, mqtt_host="192.0.2.1")  # TEST-NET-1: never answers
+    env = edge_env(tmp_path, FARM, mqtt_host="192.0.2.1", mqtt_port="18830")  # TEST-NET-1: never answers
     agent = ChildProcess([sys.executable, "-m", "edge.cli"], env, tmp_path / "edge.log")
     agent.start()
     try:
@@ -144,5 +144,5 @@ def test_the_agent_warns_once_at_start_when_its_password_would_travel_in_clear(
     finally:
         agent.stop()
     log = agent.log()
-    assert log.count("MQTT sin TLS hacia 192.0.2.1:1883") == 1, log
+    assert log.count("MQTT sin TLS hacia 192.0.2.1:18830") == 1, log
     assert "the password travels in plain text" in log

@@ -324,10 +324,10 @@ def test_check_config_checks_the_lorawan_devices_and_their_broker(tmp_path: Path
     assert unread.returncode == 0, unread.stderr
     assert "2 LoRaWAN devices but no network server broker" in unread.stdout
     remote = check_config(
-        tmp_path, shipped, lorawan_mqtt_host="gateway.example.org", lorawan_mqtt_port="1883"
+        tmp_path, shipped, lorawan_mqtt_host="gateway.example.org", lorawan_mqtt_port="21883"
     )
     assert remote.returncode == 0, remote.stderr
-    assert "LoRaWAN: 2 devices via chirpstack at gateway.example.org:1883" in remote.stdout
+    assert "LoRaWAN: 2 devices via chirpstack at gateway.example.org:21883" in remote.stdout
     assert "without TLS to the LoRaWAN network server" in remote.stdout
     missing_ca = check_config(
         tmp_path,

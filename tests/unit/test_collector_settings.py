@@ -31,9 +31,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "http://localhost:-1",
         "http://localhost:65536",
         "http://localhost:port",
-        "localhost:8086",
-        "ftp://localhost:8086",
-        "http://:8086",
+        "localhost:18086",
+        "ftp://localhost:18086",
+        "http://:18086",
     ],
 )
 def test_an_influx_url_without_a_usable_host_and_port_is_refused(url: str) -> None:
@@ -42,7 +42,7 @@ def test_an_influx_url_without_a_usable_host_and_port_is_refused(url: str) -> No
 
 
 @pytest.mark.parametrize(
-    "url", ["http://localhost:8086", "https://db.example.org", "http://[::1]:1"]
+    "url", ["http://localhost:18086", "https://db.example.org", "http://[::1]:1"]
 )
 def test_usable_influx_urls_are_accepted(url: str) -> None:
     assert CollectorSettings(influx_url=url).influx_url == url

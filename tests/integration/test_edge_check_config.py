@@ -133,7 +133,8 @@ def test_plain_mqtt_to_a_remote_broker_is_warned_about_a_loopback_one_is_not(
 def test_the_agent_warns_once_at_start_when_its_password_would_travel_in_clear(
     tmp_path: Path,
 ) -> None:
-    env = edge_env(tmp_path, FARM, mqtt_host="192.0.2.1", mqtt_port="18830")  # TEST-NET-1: never answers
+    # TEST-NET-1: never answers
+    env = edge_env(tmp_path, FARM, mqtt_host="192.0.2.1", mqtt_port="18830")
     agent = ChildProcess([sys.executable, "-m", "edge.cli"], env, tmp_path / "edge.log")
     agent.start()
     try:

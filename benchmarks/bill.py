@@ -8,7 +8,7 @@ listener (``deploy/mosquitto/conf.d/farmwatch.conf``, certificates made by
 emulated microcontroller and field buses of each model farm at the farm's real sample rates
 (real time: the agent's MQTT keepalive and its bus pollers run on the system's clock, so a
 compressed clock would not compress them). Each agent reaches the broker through its own
-``CountingProxy`` (``benchmarks/wire.py``): the kernel's counters of the agent's TCP socket.
+``CountingProxy`` (``farmwatch_local/wire.py``): the kernel's counters of the agent's TCP socket.
 
 Method (per farm, all farms and the baselines at once):
 
@@ -48,13 +48,14 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from benchmarks.common import COLLECTOR_USER, FARM_FILES, FARMS, Endpoint, close, subscribe
-from benchmarks.wire import CountingProxy, Counts
+from edge.settings import EdgeSettings
 from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.field_buses import FarmBuses
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import DroughtScenario, raw_for
-from farmwatch_local.services import REPO_ROOT, SHIPPED_BROKER_CONF, MosquittoServer, free_port
+from farmwatch_local.services import REPO_ROOT, MosquittoServer, free_port
+from farmwatch_local.wire import CountingProxy, Counts, make_certificates, tls_listener
 from farmwatch_shared.calibration.calibrate import Calibrator, SensorState
 from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.contract import (
@@ -69,43 +70,12 @@ from farmwatch_shared.contract import (
 from farmwatch_shared.farm.model import FarmConfig, SensorConfig, load_farm_config
 
 log = logging.getLogger(__name__)
-MAKE_CERTS = REPO_ROOT / "deploy" / "mosquitto" / "make-tls-certs.sh"
 DAY_S = 86_400
 MONTH_DAYS = 30
 START_S = 2.3 * DAY_S
 """Where in the drought scenario the run starts (as the demo does)."""
 EDGE_ENV = REPO_ROOT / "deploy" / "env" / "edge.env.example"
 BASELINE_KEEPALIVE_S = 60
-
-
-def make_certificates(directory: Path) -> Path:
-    """The broker's CA and server certificate for 127.0.0.1, made by the shipped script."""
-    subprocess.run(
-        ["sh", str(MAKE_CERTS), str(directory), "127.0.0.1", "localhost"],
-        check=True,
-        capture_output=True,
-    )
-    return directory / "ca.crt"
-
-
-def tls_listener(port: int, certs: Path) -> str:
-    """The shipped TLS listener's lines (port, certificate files, TLS version), on loopback."""
-    files = {"cafile": "ca.crt", "certfile": "server.crt", "keyfile": "server.key"}
-    lines = []
-    in_tls = False
-    for line in SHIPPED_BROKER_CONF.read_text(encoding="utf-8").splitlines():
-        words = line.split()
-        if not words or words[0].startswith("#"):
-            continue
-        if words[0] == "listener":
-            in_tls = words[1] == "8883"
-            if in_tls:
-                lines.append(f"listener {port} 127.0.0.1")
-        elif in_tls and words[0] in files:
-            lines.append(f"{words[0]} {certs / files[words[0]]}")
-        elif in_tls and words[0] == "tls_version":
-            lines.append(line)
-    return "\n".join(lines)
 
 
 def shipped_edge_transport() -> dict[str, str]:
@@ -458,8 +428,10 @@ class BaselinePublisher:
 class BillConfig:
     """What one bill run measures."""
 
-    batches: int = 5
-    """Batch periods in the agent's steady-state window."""
+    batches: int = 1
+    """Batch periods in the agent's steady-state window: from 2 s after the batch the agent
+    sends at start to 2 s after the one its batch age sends ``batches`` periods later (urgent
+    batches in between count as well)."""
     drop_every_h: float = 4.0
     edge_env: dict[str, str] = field(default_factory=dict)
     """Settings changed from the shipped ones (empty: today's defaults)."""
@@ -473,24 +445,29 @@ def _with_syn_ack(counts: Counts, connections: int) -> Counts:
     return counts + Counts(0, 0, 0, connections)
 
 
+def batch_age_s(cfg: BillConfig) -> float:
+    """The batch age of the agents under test (the shipped default unless changed)."""
+    default = EdgeSettings.model_fields["batch_max_age_s"].default
+    return float(cfg.edge_env.get("FARMWATCH_EDGE_BATCH_MAX_AGE_S", default))
+
+
 def measure_agent(run: AgentRun, watch: BrokerWatch, cfg: BillConfig) -> LinkBill:
     """Steady window and one reconnect of an agent (after it is online)."""
     farm = run.farm_id
     wait_for(lambda: watch.snapshot(farm).status_messages >= 1, 120, f"{farm} online")
     wait_for(lambda: len(watch.snapshot(farm).batch_times) >= 1, 300, f"{farm} first batch")
-    time.sleep(2.0)
-    first_connect = _with_syn_ack(run.proxy.totals(), 1)
-    first = len(watch.snapshot(farm).batch_times)
-    wait_for(lambda: len(watch.snapshot(farm).batch_times) >= first + 1, 600, f"{farm} batch")
-    start_batch = watch.snapshot(farm).batch_times[first]
+    start_batch = watch.snapshot(farm).batch_times[0]  # sent at once: the agent started
     time.sleep(max(0.0, start_batch + 2.0 - time.monotonic()))
-    before, traffic_before, t_before = run.proxy.totals(), watch.snapshot(farm), time.monotonic()
+    first_connect = _with_syn_ack(run.proxy.totals(), 1)
+    before, traffic_before, t_before = first_connect, watch.snapshot(farm), time.monotonic()
+    # the window ends with the batch the batch age sends (not an urgent one before it)
+    due = start_batch + cfg.batches * batch_age_s(cfg) - 30.0
     wait_for(
-        lambda: len(watch.snapshot(farm).batch_times) >= first + 1 + cfg.batches,
-        cfg.batches * 600,
+        lambda: any(t >= due for t in watch.snapshot(farm).batch_times),
+        cfg.batches * batch_age_s(cfg) + 600,
         f"{farm} steady window",
     )
-    end_batch = watch.snapshot(farm).batch_times[first + cfg.batches]
+    end_batch = min(t for t in watch.snapshot(farm).batch_times if t >= due)
     time.sleep(max(0.0, end_batch + 2.0 - time.monotonic()))
     after, traffic_after, t_after = run.proxy.totals(), watch.snapshot(farm), time.monotonic()
     reconnect = measure_reconnect(run.proxy, lambda: watch.snapshot(farm).status_messages)
@@ -710,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
     from farmwatch_local.services import InfluxServer
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bill", description=__doc__)
-    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--batches", type=int, default=1)
     parser.add_argument("--drop-every-h", type=float, default=4.0)
     parser.add_argument("--farm", action="append", help="farm id (default: all three)")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the agent")

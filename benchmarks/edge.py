@@ -25,6 +25,7 @@ from edge.committer import ReadingCommitter
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.settings import EdgeSettings
+from edge.urgency import Urgency, farm_watches
 from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
@@ -264,6 +265,8 @@ def shipped_agent(
         max_packet_bytes=shipped.max_packet_bytes,
         commit_timeout_s=shipped.commit_timeout_s,
         status_interval_s=shipped.status_interval_s,
+        payload_version=shipped.payload_version,
+        urgency=Urgency(farm_watches(farm, agent_id, level_fall=shipped.urgent_fall_pct)),
     )
 
 

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
     parser.add_argument("--output", type=Path, default=DOC, help="markdown file to update")
     parser.add_argument(
-        "--bill-batches", type=int, default=5, help="batch periods in the bill's steady window"
+        "--bill-batches", type=int, default=1, help="batch periods in the bill's steady window"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

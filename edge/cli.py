@@ -18,10 +18,12 @@ from edge.drivers.poller import OutboxSink, build_pollers
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.settings import EdgeSettings
+from edge.urgency import Urgency, farm_watches
 from farmwatch_shared.calibration.calibrate import Calibrator
 from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import Clock, SystemClock
+from farmwatch_shared.farm.alert_rules import Silent
 from farmwatch_shared.farm.model import (
     AgentConfig,
     FarmConfig,
@@ -138,6 +140,21 @@ def _run(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> in
     return 0
 
 
+def check_signs_of_life(settings: EdgeSettings, farm: FarmConfig, agent_id: str) -> None:
+    """Refuse a batch age and status interval that would let the farm's ``silent`` rule for
+    this agent fire while it is fine: a batch or a status is its sign of life, and the
+    quieter of the two must come at most every half of the rule's ``after_s``."""
+    gap = min(settings.batch_max_age_s, settings.status_interval_s)
+    for rule in farm.alerts:
+        if isinstance(rule, Silent) and rule.agent == agent_id and gap > rule.after_s / 2:
+            raise ValueError(
+                f"batch_max_age_s={settings.batch_max_age_s:g} y status_interval_s="
+                f"{settings.status_interval_s:g}: la regla {rule.id} (after_s={rule.after_s}) "
+                f"daría al agente por callado / would call the agent silent: the shorter of the "
+                f"two must be at most {rule.after_s / 2:g} s"
+            )
+
+
 def build_agent(
     settings: EdgeSettings,
     farm: FarmConfig,
@@ -148,6 +165,7 @@ def build_agent(
 ) -> EdgeAgent:
     """The agent ``farmwatch-edge`` runs, built from its configuration; raises what a bad
     configuration raises (``CONFIG_ERRORS``), with nothing started or opened yet."""
+    check_signs_of_life(settings, farm, agent_cfg.id)
     guard = ClockGuard(clock, ntp_sync_probe if settings.clock_check == "ntp" else None)
     boot_id = current_boot_id()
     calibrator = Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves))
@@ -184,6 +202,8 @@ def build_agent(
             committer=committer,
             pollers=pollers,
             status_interval_s=settings.status_interval_s,
+            payload_version=settings.payload_version,
+            urgency=Urgency(farm_watches(farm, agent_cfg.id, level_fall=settings.urgent_fall_pct)),
         )
     except BaseException:
         for poller in pollers:

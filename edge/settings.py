@@ -27,8 +27,17 @@ class EdgeSettings(BaseSettings, MqttSettings):
     outbox_path: Path = Path("/var/lib/farmwatch/outbox.sqlite3")
     outbox_max_readings: int = Field(default=2_000_000, ge=1)
     batch_max_readings: int = Field(default=200, ge=1, le=5000)
-    batch_max_age_s: float = Field(default=60.0, gt=0)
+    batch_max_age_s: float = Field(default=900.0, gt=0)
+    """How long readings wait for their batch when nothing is urgent (edge/urgency.py): each
+    message costs TLS records, TCP/IP headers and acknowledgements on a paid link. It must be
+    shorter than the farm's ``silent`` rule for this agent (checked at start)."""
+    urgent_fall_pct: float | None = Field(default=10.0, gt=0)
+    """A water level that fell this many points since the last reading the server has is
+    sent at once (a ``level_falling_faster`` rule of the sensor may set a smaller fall)."""
     compress: bool = True
+    payload_version: Literal[1, 2] = 2
+    """Reading batches in contract v2 (dense binary, always compressed) or v1 (JSON); v2 needs
+    a collector and alerting service of this release or later (docs/contract.md)."""
     max_packet_bytes: int = Field(default=256 * 1024, ge=4096, le=268_435_455)
     """Largest MQTT packet the broker accepts (Mosquitto's ``max_packet_size``, 300000 in
     deploy/mosquitto, with headroom): batches are cut by encoded size to fit it."""

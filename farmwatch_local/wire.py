@@ -1,4 +1,5 @@
-"""A byte- and segment-counting TCP proxy for the bill benchmark (``benchmarks/bill.py``).
+"""A byte- and segment-counting TCP proxy (the bill benchmark, ``benchmarks/bill.py``, and the
+tests of what crosses a link), and the broker's TLS listener for local servers.
 
 It stands between an MQTT client and the broker's TLS listener, forwards both directions
 unchanged, and reads the kernel's own per-socket counters of its client-side socket
@@ -16,8 +17,12 @@ import contextlib
 import select
 import socket
 import struct
+import subprocess
 import threading
 from dataclasses import dataclass
+from pathlib import Path
+
+from farmwatch_local.services import REPO_ROOT, SHIPPED_BROKER_CONF
 
 TCP_IP_HEADER_BYTES = 52
 """Per segment on the wire: IPv4 (20) + TCP (20) + the timestamp option (12) Linux sends."""
@@ -205,3 +210,39 @@ class CountingProxy:
             return
         finally:
             link.close(reset=False)
+
+
+MAKE_CERTS = REPO_ROOT / "deploy" / "mosquitto" / "make-tls-certs.sh"
+
+
+def make_certificates(directory: Path) -> Path:
+    """The broker's CA and server certificate for 127.0.0.1, made by the shipped script
+    (``deploy/mosquitto/make-tls-certs.sh``); returns the CA file."""
+    subprocess.run(
+        ["sh", str(MAKE_CERTS), str(directory), "127.0.0.1", "localhost"],
+        check=True,
+        capture_output=True,
+    )
+    return directory / "ca.crt"
+
+
+def tls_listener(port: int, certs: Path) -> str:
+    """The shipped TLS listener's lines (``deploy/mosquitto/conf.d/farmwatch.conf``: port,
+    certificate files, TLS version), bound to loopback on ``port``, for ``MosquittoServer``'s
+    ``extra_config``."""
+    files = {"cafile": "ca.crt", "certfile": "server.crt", "keyfile": "server.key"}
+    lines = []
+    in_tls = False
+    for line in SHIPPED_BROKER_CONF.read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "listener":
+            in_tls = words[1] == "8883"
+            if in_tls:
+                lines.append(f"listener {port} 127.0.0.1")
+        elif in_tls and words[0] in files:
+            lines.append(f"{words[0]} {certs / files[words[0]]}")
+        elif in_tls and words[0] == "tls_version":
+            lines.append(line)
+    return "\n".join(lines)

@@ -39,7 +39,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,8 @@ START_S = 2.3 * DAY_S
 """Where in the drought scenario the run starts (as the demo does)."""
 EDGE_ENV = REPO_ROOT / "deploy" / "env" / "edge.env.example"
 BASELINE_KEEPALIVE_S = 60
+TLS_TICKET_LIFETIME_S = 7200
+"""How long a TLS 1.3 session ticket of the broker (OpenSSL's default) can be resumed."""
 
 
 def shipped_edge_transport() -> dict[str, str]:
@@ -197,21 +199,35 @@ class LinkBill:
     window_s: float
     steady: Counts
     reconnect: Counts
+    """A reconnect after a drop, the TLS session resumed if the client can."""
+    reconnect_full: Counts
+    """A reconnect after a drop with a full TLS handshake (the client's ticket is not valid)."""
     first_connect: Counts
     messages_in_window: int
     readings_in_window: int
     drop_every_h: float
+    urgent: tuple[str, ...] = ()
+    """Why the agent sent at once during the window (its log, ``edge/urgency.py``)."""
 
     def per_day(self) -> Counts:
-        """Steady state scaled to a day, plus the reconnects of a day (floats rounded)."""
+        """Steady state scaled to a day, plus the reconnects of a day (floats rounded): with a
+        full handshake when the drops are further apart than a TLS ticket lives."""
         scale = DAY_S / self.window_s
         drops = 24 / self.drop_every_h
+        reconnect = self.per_drop
         return Counts(
-            round(self.steady.bytes_up * scale + self.reconnect.bytes_up * drops),
-            round(self.steady.bytes_down * scale + self.reconnect.bytes_down * drops),
-            round(self.steady.segs_up * scale + self.reconnect.segs_up * drops),
-            round(self.steady.segs_down * scale + self.reconnect.segs_down * drops),
+            round(self.steady.bytes_up * scale + reconnect.bytes_up * drops),
+            round(self.steady.bytes_down * scale + reconnect.bytes_down * drops),
+            round(self.steady.segs_up * scale + reconnect.segs_up * drops),
+            round(self.steady.segs_down * scale + reconnect.segs_down * drops),
         )
+
+    @property
+    def per_drop(self) -> Counts:
+        """What one link drop costs at this drop interval."""
+        if self.drop_every_h * 3600 > TLS_TICKET_LIFETIME_S:
+            return self.reconnect_full
+        return self.reconnect
 
     @property
     def wire_per_month(self) -> float:
@@ -280,7 +296,6 @@ class AgentRun:
             "FARMWATCH_EDGE_MQTT_USERNAME": farm_id,
             "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(secret),
             "FARMWATCH_EDGE_OUTBOX_PATH": str(self.dir / "outbox.sqlite3"),
-            "FARMWATCH_EDGE_LOG_LEVEL": "WARNING",
             **cfg.edge_env,
         }
         assert set(transport) <= set(self.env)
@@ -310,6 +325,12 @@ class AgentRun:
         self.process = subprocess.Popen(
             [str(program)], env=self.env, stderr=(self.dir / "agent.log").open("wb")
         )
+
+    def urgent_sends(self) -> tuple[str, ...]:
+        """The reasons of the agent's urgent sends so far, from its log (INFO, as shipped)."""
+        marker = "sending at once: "
+        text = (self.dir / "agent.log").read_text(encoding="utf-8", errors="replace")
+        return tuple(line.split(marker, 1)[1] for line in text.splitlines() if marker in line)
 
     def stop(self) -> None:
         """Agent, then hardware and proxy."""
@@ -436,6 +457,8 @@ class BillConfig:
     edge_env: dict[str, str] = field(default_factory=dict)
     """Settings changed from the shipped ones (empty: today's defaults)."""
     farms: tuple[str, ...] = FARMS
+    full_handshake_port: int = 0
+    """The agents' broker's second TLS listener (set by ``measure``)."""
     baseline_window_s: float = 300.0
     """The baseline's steady window (its messages follow the sample rates: any length)."""
 
@@ -470,7 +493,12 @@ def measure_agent(run: AgentRun, watch: BrokerWatch, cfg: BillConfig) -> LinkBil
     end_batch = min(t for t in watch.snapshot(farm).batch_times if t >= due)
     time.sleep(max(0.0, end_batch + 2.0 - time.monotonic()))
     after, traffic_after, t_after = run.proxy.totals(), watch.snapshot(farm), time.monotonic()
+    urgent = run.urgent_sends()
     reconnect = measure_reconnect(run.proxy, lambda: watch.snapshot(farm).status_messages)
+    # the broker's second TLS listener has ticket keys of its own: the agent's ticket is
+    # refused there, as an expired one is (a slight overestimate: it was still offered)
+    run.proxy.retarget(cfg.full_handshake_port)
+    full = measure_reconnect(run.proxy, lambda: watch.snapshot(farm).status_messages)
     return LinkBill(
         farm=farm,
         who="farmwatch",
@@ -478,6 +506,7 @@ def measure_agent(run: AgentRun, watch: BrokerWatch, cfg: BillConfig) -> LinkBil
         window_s=t_after - t_before,
         steady=after - before,
         reconnect=reconnect,
+        reconnect_full=full,
         first_connect=first_connect,
         messages_in_window=(
             traffic_after.readings_messages
@@ -489,6 +518,7 @@ def measure_agent(run: AgentRun, watch: BrokerWatch, cfg: BillConfig) -> LinkBil
         ),
         readings_in_window=traffic_after.readings - traffic_before.readings,
         drop_every_h=cfg.drop_every_h,
+        urgent=tuple(u for u in urgent if u != "restart"),  # the restart opens the window
     )
 
 
@@ -520,7 +550,7 @@ def measure_baseline(base: BaselinePublisher, cfg: BillConfig) -> LinkBill:
     before, sent_before = base.proxy.totals(), base.sent
     time.sleep(window_s)
     after, sent_after = base.proxy.totals(), base.sent
-    reconnect = measure_reconnect(base.proxy, lambda: base.acked)
+    reconnect = measure_reconnect(base.proxy, lambda: base.acked)  # paho never resumes
     return LinkBill(
         farm=base.farm_id,
         who="baseline",
@@ -528,6 +558,7 @@ def measure_baseline(base: BaselinePublisher, cfg: BillConfig) -> LinkBill:
         window_s=window_s,
         steady=after - before,
         reconnect=reconnect,
+        reconnect_full=reconnect,
         first_connect=first_connect,
         messages_in_window=sent_after - sent_before,
         readings_in_window=sent_after - sent_before,
@@ -592,13 +623,17 @@ class _Rig:
         self.ca_file = make_certificates(workdir / "tls")
         self.passwords = {u: secrets.token_hex(12) for u in (COLLECTOR_USER, *cfg.farms)}
         self.tls_ports = [free_port(), free_port()]
+        self.full_handshake_port = free_port()
+        second = tls_listener(self.full_handshake_port, workdir / "tls")
         self.brokers = [
             MosquittoServer(
                 data_dir=workdir / name,
                 users=self.passwords,
-                extra_config=tls_listener(port, workdir / "tls"),
+                extra_config=tls_listener(port, workdir / "tls") + extra,
             )
-            for name, port in zip(("broker", "baseline-broker"), self.tls_ports, strict=True)
+            for name, port, extra in zip(
+                ("broker", "baseline-broker"), self.tls_ports, (f"\n{second}", ""), strict=True
+            )
         ]
         self.influx_url = influx_url
         self.workdir = workdir
@@ -654,6 +689,7 @@ class _Rig:
 def measure(influx_url: str, workdir: Path, cfg: BillConfig) -> list[LinkBill]:
     """Every farm's agent and baseline, measured at once; agents first, then baselines."""
     rig = _Rig(influx_url, workdir, cfg)
+    cfg = replace(cfg, full_handshake_port=rig.full_handshake_port)
     try:
         watch = rig.start()
         agents = [partial(measure_agent, run, watch, cfg) for run in rig.runs]
@@ -667,14 +703,16 @@ def render(bills: list[LinkBill]) -> list[str]:
     """A markdown table of the bills, farm by farm, agent and baseline."""
     lines = [
         "| farm | sender | MB/month (wire) | MB/month (TLS only) | B/reading (wire) "
-        "| messages/day | readings/day | window | reconnect (wire B) | readings in window |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| messages/day | readings/day | window | reconnect, resumed / full TLS (wire B) "
+        "| readings in window | sent at once in window |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for b in bills:
         lines.append(
             f"| {b.farm} | {b.who} | {b.wire_per_month / 1e6:.2f} | {b.tls_per_month / 1e6:.2f} "
             f"| {b.wire_per_reading:.1f} | {b.messages_per_day:,.0f} | {b.readings_per_day:,} "
-            f"| {b.window_s:.0f} s | {b.reconnect.wire:,} | {b.readings_in_window} |"
+            f"| {b.window_s:.0f} s | {b.reconnect.wire:,} / {b.reconnect_full.wire:,} "
+            f"| {b.readings_in_window} | {', '.join(b.urgent) or '–'} |"
         )
     return lines
 

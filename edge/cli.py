@@ -140,18 +140,24 @@ def _run(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> in
     return 0
 
 
+SIGN_OF_LIFE_MARGIN_S = 600
+"""Between two batches the newest reading the server has ages by the batch age plus a sample
+interval; 10 minutes cover that, a reconnect and some clock skew."""
+
+
 def check_signs_of_life(settings: EdgeSettings, farm: FarmConfig, agent_id: str) -> None:
     """Refuse a batch age and status interval that would let the farm's ``silent`` rule for
-    this agent fire while it is fine: a batch or a status is its sign of life, and the
-    quieter of the two must come at most every half of the rule's ``after_s``."""
+    this agent fire while it is fine: a batch or a status is its sign of life, and the more
+    frequent of the two must come ``SIGN_OF_LIFE_MARGIN_S`` before the rule's ``after_s``."""
     gap = min(settings.batch_max_age_s, settings.status_interval_s)
     for rule in farm.alerts:
-        if isinstance(rule, Silent) and rule.agent == agent_id and gap > rule.after_s / 2:
+        limit = rule.after_s - SIGN_OF_LIFE_MARGIN_S if isinstance(rule, Silent) else 0
+        if isinstance(rule, Silent) and rule.agent == agent_id and gap > limit:
             raise ValueError(
                 f"batch_max_age_s={settings.batch_max_age_s:g} y status_interval_s="
                 f"{settings.status_interval_s:g}: la regla {rule.id} (after_s={rule.after_s}) "
                 f"daría al agente por callado / would call the agent silent: the shorter of the "
-                f"two must be at most {rule.after_s / 2:g} s"
+                f"two must be at most {limit:g} s"
             )
 
 

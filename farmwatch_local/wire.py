@@ -165,6 +165,10 @@ class CountingProxy:
             link = self._links[-1] if self._links else None
         return link.counts() if link is not None else Counts()
 
+    def retarget(self, upstream_port: int) -> None:
+        """Forward the connections accepted from now on to ``upstream_port``."""
+        self._upstream_port = upstream_port
+
     def cut(self) -> None:
         """Drop every open connection with a reset on both sides."""
         with self._lock:

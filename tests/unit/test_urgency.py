@@ -204,7 +204,9 @@ def test_the_shipped_batch_age_keeps_every_farms_silent_rule_quiet() -> None:
         farm = load_farm_config(path)
         check_signs_of_life(EdgeSettings(farm_file=path), farm, "pi-1")
     mixteca = FARM_FILES / "oax-mixteca.toml"
-    quiet = EdgeSettings(farm_file=mixteca, batch_max_age_s=1000, status_interval_s=1000)
+    edge = EdgeSettings(farm_file=mixteca, batch_max_age_s=1200, status_interval_s=3600)
+    check_signs_of_life(edge, load_farm_config(mixteca), "pi-1")  # 10 minutes to spare
+    quiet = EdgeSettings(farm_file=mixteca, batch_max_age_s=1300, status_interval_s=1300)
     with pytest.raises(ValueError, match="agent-silent"):
         check_signs_of_life(quiet, load_farm_config(mixteca), "pi-1")
     chatty = EdgeSettings(farm_file=mixteca, batch_max_age_s=3600, status_interval_s=900)

@@ -582,7 +582,7 @@ def _start_collector(
         "FARMWATCH_COLLECTOR_INFLUX_DATABASE": f"bill_{secrets.token_hex(3)}",
         "FARMWATCH_COLLECTOR_FARM_DIR": str(farms_dir),
         "FARMWATCH_COLLECTOR_QUARANTINE_PATH": str(workdir / "quarantine.sqlite3"),
-        "FARMWATCH_COLLECTOR_LOG_LEVEL": "WARNING",
+        "FARMWATCH_COLLECTOR_LOG_LEVEL": "INFO",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "collector.cli"],
@@ -658,6 +658,10 @@ class _Rig:
             self.workdir,
             self.runs[0].farm_file.parent,
         )
+        log = self.workdir / "collector.log"
+        # an agent's first batch before the collector subscribed would be refused (0x10) and
+        # sent again inside the window: start the agents once the collector listens
+        wait_for(lambda: "Suscrito / subscribed" in log.read_text(), 60, "collector subscribed")
         self.watch = BrokerWatch(Endpoint(self.brokers[0].port, self.influx_url, self.passwords))
         for run in self.runs:
             run.start()

@@ -6,8 +6,9 @@ outbox, GSM modem channel over pyserial) and the modem emulator on a pty. Two pa
 * ``mqtt``: the crossing reading is published to the broker (QoS 1) as the edge agent would;
   the clock starts at the publish call. This is the alerter's own latency.
 * ``agent``: the emulated microcontroller writes the reading on its serial line; the real edge
-  agent (outbox, batching with ``--batch-age``) publishes it. The clock starts at the serial
-  write. In production add the agent's batching age (``batch_max_age_s``, 60 s by default).
+  agent (outbox, batching with ``--batch-age``, by default the shipped 900 s: the crossing
+  is news, ``edge/urgency.py``, and goes at once) publishes it. The clock starts at the serial
+  write.
 
 The rule is ``level_below`` with ``for_s = 0`` (the alert fires on the crossing reading); each
 round first brings the level back up (resolution SMS) and then drops it again.
@@ -39,6 +40,7 @@ from collector.alerts.service import AlertService, make_consumer
 from collector.alerts.timeline import current_boot_id
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
+from edge.settings import EdgeSettings
 from farmwatch_emulators.gsm_modem import GsmModemEmulator
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
@@ -231,7 +233,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--path", choices=("mqtt", "agent"), default="mqtt")
-    parser.add_argument("--batch-age", type=float, default=0.1, help="agent path: batch age s")
+    parser.add_argument(
+        "--batch-age",
+        type=float,
+        default=EdgeSettings.model_fields["batch_max_age_s"].default,
+        help="agent path: batch age s (default: the shipped one)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="farmwatch-alert-bench-") as tmp:

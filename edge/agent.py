@@ -21,6 +21,7 @@ from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.uplink import Confirmation, Connected, EventQueue, Puback, Uplink
+from edge.urgency import Urgency
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import AgentStatus, committed_topic, encode_status, status_topic
 from farmwatch_shared.farm.model import SensorConfig
@@ -56,6 +57,8 @@ class EdgeAgent:
         max_packet_bytes: int,
         commit_timeout_s: float,
         status_interval_s: float,
+        payload_version: int,
+        urgency: Urgency,
         pollers: Sequence[BusPoller] = (),
         lorawan: LorawanReader | None = None,
     ) -> None:
@@ -106,11 +109,14 @@ class EdgeAgent:
             window=inflight_window,
             payload_limit=payload_limit(max_packet_bytes),
             commit_timeout_s=commit_timeout_s,
+            payload_version=payload_version,
+            urgency=urgency,
         )
 
     # MQTT network thread: only queue events for the uplink thread
     def _on_connected(self, session: MqttSession) -> None:
-        session.subscribe([self._committed_topic])  # the collector's confirmations, QoS 1
+        if not session.session_present:  # a kept session keeps its subscription
+            session.subscribe([self._committed_topic])  # the collector's confirmations, QoS 1
         self._events.put(Connected(session.session_present))
         self._status_due.set()
         self._wake.set()

@@ -15,6 +15,7 @@ from farmwatch_shared.contract import (
     encode_batch,
     readings_topic,
 )
+from farmwatch_shared.contract_v2 import encode_v2_body, wrap_v2_body
 
 PUBLISH_OVERHEAD_BYTES = 16
 """An MQTT v5 PUBLISH besides topic and payload: fixed header with a 4-byte remaining length,
@@ -77,15 +78,21 @@ def encode_fitting(
     *,
     compress: bool,
     limit: int,
+    version: int = 1,
 ) -> Encoded:
-    """The longest prefix of ``readings`` whose batch fits: its JSON (what the collector
-    inflates) at most ``MAX_PAYLOAD_BYTES`` and its payload on the wire at most ``limit``.
-    One reading always goes (the settings guarantee that it fits)."""
+    """The longest prefix of ``readings`` whose batch fits: its body (v1: the JSON; v2: the
+    binary body; what the collector inflates) at most ``MAX_PAYLOAD_BYTES`` and its payload on
+    the wire at most ``limit``. One reading always goes (the settings guarantee that it fits).
+    Contract v2 is always compressed (``compress`` is for v1)."""
     count = len(readings)
     while True:
         batch = ReadingBatch(v=1, farm=farm, agent=agent, readings=list(readings[:count]))
-        body = encode_batch(batch)
-        wire = encode_batch(batch, compress=True) if compress else body
+        if version == 2:
+            body = encode_v2_body(batch)
+            wire = wrap_v2_body(body)
+        else:
+            body = encode_batch(batch)
+            wire = encode_batch(batch, compress=True) if compress else body
         if (len(body) <= MAX_PAYLOAD_BYTES and len(wire) <= limit) or count == 1:
             return Encoded(wire, count)
         ratio = min(MAX_PAYLOAD_BYTES / len(body), limit / len(wire))

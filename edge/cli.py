@@ -22,10 +22,12 @@ from edge.lorawan.source import LorawanReader, build_reader
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.settings import EdgeSettings
+from edge.urgency import Urgency, farm_watches
 from farmwatch_shared.calibration.calibrate import Calibrator
 from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.cli import config_error, setup_logging, stop_on_signals
 from farmwatch_shared.clock import Clock, SystemClock
+from farmwatch_shared.farm.alert_rules import Silent
 from farmwatch_shared.farm.model import (
     AgentConfig,
     FarmConfig,
@@ -180,6 +182,7 @@ class _AgentParts:
     boot_id: str
     pollers: Sequence[BusPoller]
     lorawan: LorawanReader | None
+    urgency: Urgency
 
 
 def _hub_agent(
@@ -219,7 +222,42 @@ def _hub_agent(
         pollers=parts.pollers,
         lorawan=parts.lorawan,
         status_interval_s=settings.nats_presence_interval_s,
+        payload_version=settings.payload_version,
+        urgency=parts.urgency,
     )
+
+
+SIGN_OF_LIFE_MARGIN_S = 600
+"""Between two batches the newest reading the server has ages by the batch age plus a sample
+interval; 10 minutes cover that, a reconnect and some clock skew."""
+
+
+def check_signs_of_life(settings: EdgeSettings, farm: FarmConfig, agent_id: str) -> None:
+    """Refuse a batch age and status interval that would let a ``silent`` rule of the farm
+    fire while all is well: for a rule on this agent a batch or a status is its sign of life
+    (the more frequent of the two counts), for a rule on one of its sensors only a batch is;
+    either must come ``SIGN_OF_LIFE_MARGIN_S`` before the rule's ``after_s``."""
+    sensors = {sensor.id for sensor in farm.sensors_of(agent_id)}
+    for rule in farm.alerts:
+        if not isinstance(rule, Silent):
+            continue
+        if rule.agent == agent_id:
+            gap = min(settings.batch_max_age_s, settings.status_interval_s)
+            what = f"batch_max_age_s={settings.batch_max_age_s:g} y status_interval_s="
+            what += f"{settings.status_interval_s:g}"
+            need = "the shorter of the two"
+        elif rule.sensor in sensors:
+            gap = settings.batch_max_age_s
+            what = f"batch_max_age_s={settings.batch_max_age_s:g}"
+            need = "it"
+        else:
+            continue
+        limit = rule.after_s - SIGN_OF_LIFE_MARGIN_S
+        if gap > limit:
+            raise ValueError(
+                f"{what}: la regla {rule.id} (after_s={rule.after_s}) daría por callado lo que "
+                f"funciona / would call silent what works: {need} must be at most {limit:g} s"
+            )
 
 
 def build_agent(
@@ -232,6 +270,7 @@ def build_agent(
 ) -> EdgeAgent | HubEdgeAgent:
     """The agent ``farmwatch-edge`` runs, built from its configuration; raises what a bad
     configuration raises (``CONFIG_ERRORS``), with nothing started or opened yet."""
+    check_signs_of_life(settings, farm, agent_cfg.id)
     guard = ClockGuard(clock, ntp_sync_probe if settings.clock_check == "ntp" else None)
     boot_id = current_boot_id()
     calibrator = Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves))
@@ -259,7 +298,8 @@ def build_agent(
             name=port,
             greeting=SYNC_LINE,
         )
-    parts = _AgentParts(sensors, source, committer, guard, boot_id, pollers, lorawan)
+    urgency = Urgency(farm_watches(farm, agent_cfg.id, level_fall=settings.urgent_fall_pct))
+    parts = _AgentParts(sensors, source, committer, guard, boot_id, pollers, lorawan, urgency)
     try:
         if settings.transport == "jetstream":
             return _hub_agent(settings, farm, agent_cfg, outbox, clock, problems, parts)
@@ -284,6 +324,8 @@ def build_agent(
             pollers=pollers,
             lorawan=lorawan,
             status_interval_s=settings.status_interval_s,
+            payload_version=settings.payload_version,
+            urgency=urgency,
         )
     except BaseException:
         for poller in pollers:

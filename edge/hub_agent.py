@@ -29,6 +29,7 @@ from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.uplink_jetstream import HubEventQueue, JetStreamUplink, Refused
+from edge.urgency import Urgency
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import AgentStatus, encode_status
 from farmwatch_shared.farm.model import SensorConfig
@@ -92,6 +93,8 @@ class HubEdgeAgent:
         max_packet_bytes: int,
         ack_timeout_s: float,
         status_interval_s: float,
+        payload_version: int,
+        urgency: Urgency,
         pollers: Sequence[BusPoller] = (),
         lorawan: LorawanReader | None = None,
     ) -> None:
@@ -132,6 +135,8 @@ class HubEdgeAgent:
             compress=compress,
             window=inflight_window,
             payload_limit=payload_limit(max_packet_bytes),
+            payload_version=payload_version,
+            urgency=urgency,
         )
 
     # link thread: only queue events for the uplink thread

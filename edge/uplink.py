@@ -15,6 +15,10 @@ batch at a time is sent again, the others wait for its first confirmation. A rec
 broker that kept no session for the agent (CONNACK session_present=0), or an agent restart with
 such a broker, sends again everything not yet confirmed. The collector's writes are idempotent:
 a resend costs bandwidth, never a duplicate point.
+
+New readings wait for a full batch or ``batch_max_age_s`` (minutes on a paid cellular link)
+unless ``urgency`` (``edge/urgency.py``) finds news in them (a threshold crossed, a fast fall, a
+sensor silent, the agent's restart): then they go at once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import paho.mqtt.client as paho
 
 from edge.batching import encode_fitting
 from edge.outbox import Outbox
+from edge.release import Release
+from edge.urgency import Urgency
 from farmwatch_shared.backoff import Backoff
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import (
@@ -132,6 +138,8 @@ class Uplink:
         window: int,
         payload_limit: int,
         commit_timeout_s: float,
+        payload_version: int,
+        urgency: Urgency,
     ) -> None:
         self._farm = farm
         self._agent = agent
@@ -143,9 +151,14 @@ class Uplink:
         self._clock = clock
         self._problems = problems
         self._batch_max = batch_max_readings
-        self._max_age_ms = int(batch_max_age_s * 1000)
-        self._max_age_s = batch_max_age_s
+        self._release = Release(
+            clock,
+            batch_max_readings=batch_max_readings,
+            batch_max_age_s=batch_max_age_s,
+            urgency=urgency,
+        )
         self._compress = compress
+        self._payload_version = payload_version
         self._window = window
         self._payload_limit = payload_limit
         self._commit_timeout_s = commit_timeout_s
@@ -164,7 +177,6 @@ class Uplink:
         self._paused_until: float | None = None
         """While set, the broker said nobody receives our batches: one probe at a time."""
         self._failure_backoff = Backoff(initial_s=1.0, max_s=60.0)
-        self._waiting_since: float | None = None
         self.messages_sent = 0
         self.bytes_sent = 0
         self.readings_acked = 0
@@ -354,8 +366,8 @@ class Uplink:
             return False
         count = self._publish(readings, 0, False)
         if count:
+            self._release.sent(readings[:count])
             self._cursor = max(self._cursor, readings[count - 1].seq)
-            self._waiting_since = None
         return count > 0
 
     def _next_new(self) -> list[Reading]:
@@ -363,22 +375,18 @@ class Uplink:
         if self._cursor < 0 and self._inflight:
             sent = {seq for batch in self._inflight.values() for seq in batch.seqs}
             readings = [r for r in readings if r.seq not in sent]
-        if not readings:
-            self._waiting_since = None
-            return []
-        now = self._clock.monotonic()
-        if self._waiting_since is None:
-            self._waiting_since = now
-        full = len(readings) >= self._batch_max
-        old = self._clock.now_ms() - readings[0].ts >= self._max_age_ms
-        waited = now - self._waiting_since >= self._max_age_s
-        return readings if full or old or waited else []
+        return readings if self._release.due(readings) else []
 
     def _publish(self, readings: list[Reading], attempt: int, probe: bool) -> int:
         """Publish the longest prefix of ``readings`` that fits; return how many went (0: paho
         refused the message)."""
         encoded = encode_fitting(
-            self._farm, self._agent, readings, compress=self._compress, limit=self._payload_limit
+            self._farm,
+            self._agent,
+            readings,
+            compress=self._compress,
+            limit=self._payload_limit,
+            version=self._payload_version,
         )
         info = self._publisher.publish(self._topic, encoded.payload, qos=1)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):

@@ -31,6 +31,8 @@ from typing import Protocol
 
 from edge.batching import encode_fitting
 from edge.outbox import Outbox
+from edge.release import Release
+from edge.urgency import Urgency
 from farmwatch_shared.backoff import Backoff
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import Reading, seq_ranges
@@ -106,6 +108,8 @@ class JetStreamUplink:
         compress: bool,
         window: int,
         payload_limit: int,
+        payload_version: int,
+        urgency: Urgency,
     ) -> None:
         self._farm = farm
         self._agent = agent
@@ -117,9 +121,14 @@ class JetStreamUplink:
         self._clock = clock
         self._problems = problems
         self._batch_max = batch_max_readings
-        self._max_age_ms = int(batch_max_age_s * 1000)
-        self._max_age_s = batch_max_age_s
+        self._release = Release(
+            clock,
+            batch_max_readings=batch_max_readings,
+            batch_max_age_s=batch_max_age_s,
+            urgency=urgency,
+        )
         self._compress = compress
+        self._payload_version = payload_version
         self._window = window
         self._payload_limit = payload_limit
         self._tokens = itertools.count(1)
@@ -130,7 +139,6 @@ class JetStreamUplink:
         self._pending: set[int] = set()
         """Seqs in flight or waiting to be sent again."""
         self._cursor = -1
-        self._waiting_since: float | None = None
         self._paused_until: float | None = None
         self._failure_backoff = Backoff(initial_s=1.0, max_s=60.0)
         self._refusal_backoff = Backoff(initial_s=5.0, max_s=300.0)
@@ -250,8 +258,8 @@ class JetStreamUplink:
         if not readings:
             return False
         count = self._publish(readings, 0)
+        self._release.sent(readings[:count])
         self._cursor = max(self._cursor, readings[count - 1].seq)
-        self._waiting_since = None
         return True
 
     def _next_new(self) -> list[Reading]:
@@ -260,21 +268,17 @@ class JetStreamUplink:
             for r in self._outbox.after(self._cursor, self._batch_max + len(self._pending))
             if r.seq not in self._pending
         ][: self._batch_max]
-        if not readings:
-            self._waiting_since = None
-            return []
-        now = self._clock.monotonic()
-        if self._waiting_since is None:
-            self._waiting_since = now
-        full = len(readings) >= self._batch_max
-        old = self._clock.now_ms() - readings[0].ts >= self._max_age_ms
-        waited = now - self._waiting_since >= self._max_age_s
-        return readings if full or old or waited else []
+        return readings if self._release.due(readings) else []
 
     def _publish(self, readings: list[Reading], attempt: int) -> int:
         """Publish the longest prefix of ``readings`` that fits; return how many went."""
         encoded = encode_fitting(
-            self._farm, self._agent, readings, compress=self._compress, limit=self._payload_limit
+            self._farm,
+            self._agent,
+            readings,
+            compress=self._compress,
+            limit=self._payload_limit,
+            version=self._payload_version,
         )
         seqs = [r.seq for r in readings[: encoded.count]]
         token = next(self._tokens)

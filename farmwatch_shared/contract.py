@@ -28,6 +28,8 @@ __all__ = [
     "STATUS_SUBSCRIPTION",
     "TOPIC_ROOT",
     "UNITS",
+    "V2_MAGIC",
+    "V2_PLAIN_MAGIC",
     "VALUE_LIMITS",
     "VERSION",
     "ZLIB_FIRST_BYTE",
@@ -71,6 +73,11 @@ MAX_PAYLOAD_BYTES: Final = 256 * 1024
 MAX_READINGS_PER_BATCH: Final = 5000
 ZLIB_FIRST_BYTE: Final = 0x78
 """A payload starting with this byte is a zlib stream (RFC 1950) holding the JSON document."""
+V2_MAGIC: Final = 0xF2
+"""A reading batch payload starting with this byte is contract v2 (``contract_v2``): a raw
+DEFLATE stream of the dense binary body follows."""
+V2_PLAIN_MAGIC: Final = 0xF3
+"""A reading batch payload starting with this byte is contract v2, its body not compressed."""
 
 Ident = Annotated[str, msgspec.Meta(pattern=IDENT_PATTERN)]
 
@@ -296,9 +303,15 @@ def _inflate(payload: bytes) -> bytes:
         raise ContractError("oversized", f"{len(payload)} bytes")
     if payload[:1] != bytes([ZLIB_FIRST_BYTE]):
         return payload
-    inflater = zlib.decompressobj()
+    return _inflate_stream(payload, zlib.MAX_WBITS)
+
+
+def _inflate_stream(stream: bytes, wbits: int) -> bytes:
+    """A complete compressed stream (zlib, or raw DEFLATE with negative ``wbits``) that ends
+    the payload and inflates to at most MAX_PAYLOAD_BYTES."""
+    inflater = zlib.decompressobj(wbits)
     try:
-        body = inflater.decompress(payload, MAX_PAYLOAD_BYTES + 1)
+        body = inflater.decompress(stream, MAX_PAYLOAD_BYTES + 1)
     except zlib.error as exc:
         raise ContractError("bad_compression", str(exc)) from None
     if len(body) > MAX_PAYLOAD_BYTES:
@@ -329,8 +342,28 @@ def _decode(decoder: msgspec.json.Decoder[_T], payload: bytes) -> _T:
 
 
 def decode_batch(payload: bytes) -> ReadingBatch:
-    """Decode and validate a reading batch payload; raise ContractError when invalid."""
+    """Decode and validate a reading batch payload, v1 (JSON, maybe zlib) or v2 (dense binary,
+    ``contract_v2``): the same batch either way; raise ContractError when invalid."""
+    if payload[:1] in (bytes([V2_MAGIC]), bytes([V2_PLAIN_MAGIC])):
+        return _decode_v2(payload)
     return _decode(_batch_decoder, payload)
+
+
+def _decode_v2(payload: bytes) -> ReadingBatch:
+    from farmwatch_shared import contract_v2
+
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError("oversized", f"{len(payload)} bytes")
+    body = payload[1:]
+    if payload[0] == V2_MAGIC:
+        body = _inflate_stream(body, -zlib.MAX_WBITS)
+    try:
+        plain = contract_v2.decode_v2_body(body)
+        return msgspec.convert(plain, ReadingBatch)
+    except contract_v2.V2Error as exc:
+        raise ContractError("malformed", f"v2: {exc}") from None
+    except msgspec.ValidationError as exc:
+        raise ContractError("schema", str(exc)) from None
 
 
 def decode_status(payload: bytes) -> AgentStatus:

@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 from pydantic import SecretStr
 
 from farmwatch_shared.backoff import Backoff
+from farmwatch_shared.tls_resume import ResumingContext, client_context
 
 __all__ = [
     "MQTT_V5",
@@ -167,8 +168,10 @@ class MqttSession:
         if endpoint.username is not None:
             secret = endpoint.password.get_secret_value() if endpoint.password else None
             client.username_pw_set(endpoint.username, secret)
-        if endpoint.tls_ca_file is not None:
-            client.tls_set(ca_certs=str(endpoint.tls_ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self._tls: ResumingContext | None = None
+        if endpoint.tls_ca_file is not None:  # a reconnect resumes the TLS session (tls_resume)
+            self._tls = client_context(str(endpoint.tls_ca_file))
+            client.tls_set_context(self._tls)
         if will is not None:
             client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
         client.on_connect = self._handle_connect
@@ -191,6 +194,11 @@ class MqttSession:
     def wait_connected(self, timeout_s: float) -> bool:
         """Block until connected or the timeout passes; return whether connected."""
         return self._connected.wait(timeout_s)
+
+    @property
+    def tls_resumed(self) -> bool:
+        """Whether the current connection resumed an earlier TLS session (tls_resume)."""
+        return self._tls is not None and self._tls.resumed()
 
     def start(self) -> None:
         """Start the network thread (it connects in the background)."""
@@ -297,6 +305,8 @@ class MqttSession:
             log.error("El broker rechazó la conexión / broker refused the connection: %s", reason)
             return
         self._backoff.reset()
+        if self._tls is not None:
+            self._tls.remember()
         self.session_present = bool(flags.session_present)
         self._connected.set()
         log.info(

@@ -63,6 +63,9 @@ class MqttSettings(BaseModel):
     mqtt_password: SecretStr | None = None
     mqtt_password_file: Path | None = None
     mqtt_tls_ca_file: Path | None = None
+    mqtt_keepalive_s: int = Field(default=30, ge=5, le=65535)
+    """MQTT keepalive: with no other traffic the client pings this often, and the broker drops
+    a client silent for 1.5 times as long (its last will is published)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -94,4 +97,5 @@ class MqttSettings(BaseModel):
             username=self.mqtt_username,
             password=self.mqtt_password,
             tls_ca_file=self.mqtt_tls_ca_file,
+            keepalive_s=self.mqtt_keepalive_s,
         )

@@ -28,6 +28,7 @@ from support.waiting import wait_for
 from edge.batching import payload_limit
 from edge.outbox import Outbox
 from edge.uplink import Confirmation, EventQueue, Puback, Uplink
+from edge.urgency import Urgency
 from farmwatch_local.services import MosquittoServer
 from farmwatch_shared.clock import SystemClock
 from farmwatch_shared.contract import (
@@ -267,6 +268,8 @@ def test_batches_are_cut_by_encoded_size_to_fit_the_broker_and_the_contract(
         window=8,
         payload_limit=payload_limit(256 * 1024),
         commit_timeout_s=300.0,
+        payload_version=1,
+        urgency=Urgency({}),
     )
     collector = Collector(delivery_broker)
     session.start()
@@ -323,6 +326,8 @@ def test_while_the_collector_confirms_nothing_one_overdue_batch_at_a_time_is_sen
         window=8,
         payload_limit=payload_limit(256 * 1024),
         commit_timeout_s=0.5,
+        payload_version=2,
+        urgency=Urgency({}),
     )
     collector = Collector(delivery_broker)
     session.start()

@@ -16,6 +16,7 @@ from support.waiting import wait_for
 from edge.batching import payload_limit
 from edge.outbox import Outbox
 from edge.uplink import EventQueue, Puback, Uplink
+from edge.urgency import Urgency
 from farmwatch_shared.contract import AgentStatus, Reading, SensorKind, status_topic
 from farmwatch_shared.farm.model import SoilMoistureSensor
 from farmwatch_shared.mqtt import MqttEndpoint, MqttSession
@@ -147,6 +148,8 @@ def test_a_publish_refused_by_a_full_paho_queue_is_not_lost(broker: Broker, tmp_
         window=10,
         payload_limit=payload_limit(256 * 1024),
         commit_timeout_s=300.0,
+        payload_version=1,
+        urgency=Urgency({}),
     )
     watcher = broker.watch("farmwatch/v1/oax-mixteca/pi-1/readings", "test-uplink-watcher")
     try:

@@ -22,6 +22,7 @@ from edge.clock_guard import ClockGuard, current_boot_id
 from edge.committer import ReadingCommitter
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
+from edge.urgency import Urgency, farm_watches
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_shared.calibration.calibrate import Calibrator
@@ -156,6 +157,8 @@ def start_agent(
     clock_guard: ClockGuard | None = None,
     commit_timeout_s: float = 300.0,
     max_packet_bytes: int = 256 * 1024,
+    payload_version: int = 2,
+    urgent_fall_pct: float | None = 10.0,
 ) -> RunningAgent:
     """An agent for ``farm`` reading an emulated microcontroller on a pty, wired as
     ``farmwatch-edge`` wires it (the farm's calibration records, the clock guard's trust)."""
@@ -201,6 +204,8 @@ def start_agent(
         max_packet_bytes=max_packet_bytes,
         commit_timeout_s=commit_timeout_s,
         status_interval_s=5.0,
+        payload_version=payload_version,
+        urgency=Urgency(farm_watches(config, agent_cfg.id, level_fall=urgent_fall_pct)),
     )
     running = RunningAgent(agent, mcu, link, outbox, problems, source)
     running.thread = threading.Thread(target=agent.run, args=(running.stop_event,), daemon=True)

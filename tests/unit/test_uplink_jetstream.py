@@ -16,6 +16,7 @@ from support.clocks import SteppingClock
 
 from edge.outbox import Outbox
 from edge.uplink_jetstream import HubEvent, JetStreamUplink, Refused
+from edge.urgency import Urgency
 from farmwatch_shared.contract import Reading, SensorKind, decode_batch
 from farmwatch_shared.problems import ProblemLog
 
@@ -86,6 +87,8 @@ def rig(tmp_path: Path) -> Rig:
         compress=True,
         window=2,
         payload_limit=200_000,
+        payload_version=2,
+        urgency=Urgency({}),
     )
     return Rig(uplink, outbox, publisher, events, clock, problems)
 

@@ -234,17 +234,22 @@ interval; 10 minutes cover that, a reconnect and some clock skew."""
 
 def check_signs_of_life(settings: EdgeSettings, farm: FarmConfig, agent_id: str) -> None:
     """Refuse a batch age and status interval that would let a ``silent`` rule of the farm
-    fire while all is well: for a rule on this agent a batch or a status is its sign of life
-    (the more frequent of the two counts), for a rule on one of its sensors only a batch is;
+    fire while all is well: for a rule on this agent a batch or a status (on the hub: its
+    presence put) is its sign of life (the more frequent of the two counts), for a rule on one
+    of its sensors only a batch is;
     either must come ``SIGN_OF_LIFE_MARGIN_S`` before the rule's ``after_s``."""
     sensors = {sensor.id for sensor in farm.sensors_of(agent_id)}
+    status_name, status_s = (
+        ("nats_presence_interval_s", settings.nats_presence_interval_s)
+        if settings.transport == "jetstream"
+        else ("status_interval_s", settings.status_interval_s)
+    )
     for rule in farm.alerts:
         if not isinstance(rule, Silent):
             continue
         if rule.agent == agent_id:
-            gap = min(settings.batch_max_age_s, settings.status_interval_s)
-            what = f"batch_max_age_s={settings.batch_max_age_s:g} y status_interval_s="
-            what += f"{settings.status_interval_s:g}"
+            gap = min(settings.batch_max_age_s, status_s)
+            what = f"batch_max_age_s={settings.batch_max_age_s:g} y {status_name}={status_s:g}"
             need = "the shorter of the two"
         elif rule.sensor in sensors:
             gap = settings.batch_max_age_s

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
@@ -35,6 +36,7 @@ from farmwatch_emulators.lorawan import (
 )
 
 MIN = 60_000
+STARTED = "Agente iniciado / agent started"
 
 
 def rows(influx: Influx, measurement: str, sensor: str) -> list[dict[str, Any]]:
@@ -175,8 +177,12 @@ def test_the_agent_killed_between_receipt_and_commit_loses_and_doubles_nothing(
     with running_lorawan(broker, influx, tmp_path) as rig:
         produced: dict[str, list[float]] = {"trough": [], "soil": []}
 
+        def started(times: int) -> Callable[[], bool]:
+            return lambda: rig.agent.log().count(STARTED) >= times
+
         def kills() -> None:
-            for _ in range(5):
+            for times in range(1, 6):  # each kill once the agent is up (on a loaded machine)
+                wait_for(started(times), what="the agent started")
                 time.sleep(0.8)
                 rig.agent.kill()
                 time.sleep(0.3)
@@ -186,7 +192,7 @@ def test_the_agent_killed_between_receipt_and_commit_loses_and_doubles_nothing(
         assert_sensor_once(influx, "water_level", "trough", produced["trough"])
         soil = assert_sensor_once(influx, "soil_moisture", "soil", produced["soil"])
         assert all(row["value"] == row["raw"] for row in soil)
-        assert rig.agent.log().count("Agente iniciado / agent started") == 6
+        assert rig.agent.log().count(STARTED) == 6
     assert rig.quarantined() == []
 
 

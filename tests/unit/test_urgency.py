@@ -259,6 +259,15 @@ def test_the_shipped_batch_age_keeps_every_farms_silent_rule_quiet() -> None:
         check_signs_of_life(quiet, load_farm_config(mixteca), "pi-1")
     chatty = EdgeSettings(farm_file=mixteca, batch_max_age_s=3600, status_interval_s=900)
     check_signs_of_life(chatty, load_farm_config(mixteca), "pi-1")  # the status is enough
+    hub = EdgeSettings(
+        farm_file=mixteca,
+        batch_max_age_s=1300,
+        status_interval_s=3600,
+        transport="jetstream",
+        nats_servers="nats://127.0.0.1:14222",
+        nats_presence_interval_s=60,
+    )
+    check_signs_of_life(hub, load_farm_config(mixteca), "pi-1")  # the presence puts are enough
     frailesca = FARM_FILES / "chis-frailesca.toml"
     slow = EdgeSettings(farm_file=frailesca, batch_max_age_s=6700, status_interval_s=900)
     with pytest.raises(ValueError, match="trough-hill-silent"):  # a sensor's: only batches count

@@ -145,14 +145,18 @@ class LorawanRig:
         )
 
     def restart_agent(self) -> None:
-        """Start the agent process again and wait for its subscription."""
-        before = self.agent.log().count("subscribed (")
+        """Start the agent process again and wait until both its sessions (the farm broker's,
+        the network server's) are connected and subscribed: a session the broker kept keeps
+        its subscriptions and is not subscribed again."""
+        start = len(self.agent.log())
+
+        def ready() -> bool:
+            log = self.agent.log()[start:]
+            fresh = log.count("(session present: False)")
+            return log.count("connected to broker") >= 2 and log.count("subscribed (") >= fresh
+
         self.agent.start()
-        wait_for(
-            lambda: self.agent.log().count("subscribed (") >= before + 2,
-            timeout_s=30,
-            what="the restarted agent subscribed",
-        )
+        wait_for(ready, timeout_s=30, what="the restarted agent connected and subscribed")
 
     def alive(self) -> bool:
         """Whether the agent process is running."""

@@ -7,8 +7,8 @@ outbox, GSM modem channel over pyserial) and the modem emulator on a pty. Two pa
   the clock starts at the publish call. This is the alerter's own latency.
 * ``agent``: the emulated microcontroller writes the reading on its serial line; the real edge
   agent (outbox, batching with ``--batch-age``, by default the shipped batch age: the
-  crossing is news, ``edge/urgency.py``, and goes at once) publishes it. The clock starts at the serial
-  write.
+  crossing is news, ``edge/urgency.py``, and goes at once) publishes it. The clock starts at
+  the serial write.
 
 The rule is ``level_below`` with ``for_s = 0`` (the alert fires on the crossing reading); each
 round first brings the level back up (resolution SMS) and then drops it again.
@@ -245,8 +245,9 @@ def main() -> None:
         latencies = sorted(run(args.rounds, args.path, args.batch_age, Path(tmp)))
     ms = [x * 1000 for x in latencies]
     p90 = ms[min(len(ms) - 1, round(0.9 * (len(ms) - 1)))]
+    age = f", batch age {args.batch_age:g} s" if args.path == "agent" else ""
     print(
-        f"alert latency ({args.path} path, {len(ms)} rounds): "
+        f"alert latency ({args.path} path{age}, {len(ms)} rounds): "
         f"median {statistics.median(ms):.1f} ms,"
         f" p90 {p90:.1f} ms, min {ms[0]:.1f} ms, max {ms[-1]:.1f} ms,"
         f" stdev {statistics.pstdev(ms):.1f} ms"

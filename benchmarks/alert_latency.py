@@ -7,8 +7,8 @@ outbox, GSM modem channel over pyserial) and the modem emulator on a pty. Two pa
   the clock starts at the publish call. This is the alerter's own latency.
 * ``agent``: the emulated microcontroller writes the reading on its serial line; the real edge
   agent (outbox, batching with ``--batch-age``, by default the shipped batch age: the
-  crossing is news, ``edge/urgency.py``, and goes at once) publishes it. The clock starts at the serial
-  write.
+  crossing is news, ``edge/urgency.py``, and goes at once) publishes it. The clock starts at
+  the serial write.
 
 The rule is ``level_below`` with ``for_s = 0`` (the alert fires on the crossing reading); each
 round first brings the level back up (resolution SMS) and then drops it again.

@@ -161,7 +161,7 @@ def run(rounds: int, path: str, batch_age_s: float, workdir: Path) -> list[float
         source = SerialLineSource(
             pyserial_factory(link.path, 9600), problems, name=link.path, greeting=SYNC_LINE
         )
-        agent = shipped_agent(
+        agent, _ = shipped_agent(
             config,
             "pi-1",
             outbox,

@@ -20,11 +20,14 @@ from pydantic import SecretStr
 
 from benchmarks.common import COLLECTOR_USER, FARM_FILES, Stack, close, subscribe, wait_until
 from edge.agent import EdgeAgent
+from edge.batching import payload_limit
 from edge.clock_guard import ClockGuard, current_boot_id
 from edge.committer import ReadingCommitter
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.settings import EdgeSettings
+from edge.transport import UplinkArgs
+from edge.transport_mqtt import MqttTransport
 from edge.urgency import Urgency, farm_watches
 from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.mcu import McuEmulator
@@ -239,35 +242,44 @@ def shipped_agent(
     clock: Clock,
     problems: ProblemLog,
     batch_max_age_s: float | None = None,
-) -> EdgeAgent:
-    """An in-process EdgeAgent wired as ``farmwatch-edge`` wires it, with the shipped settings
-    (the ``EdgeSettings`` defaults; ``batch_max_age_s`` overrides the batching age)."""
+) -> tuple[EdgeAgent, MqttTransport]:
+    """An in-process EdgeAgent on MQTT wired as ``farmwatch-edge`` wires it, with the shipped
+    settings (the ``EdgeSettings`` defaults; ``batch_max_age_s`` overrides the batching age),
+    and its transport."""
     shipped = EdgeSettings.model_construct()  # the defaults, no environment
     guard = ClockGuard(clock)
     boot_id = current_boot_id()
     calibrator = Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves))
-    return EdgeAgent(
+    uplink = UplinkArgs(
+        farm=farm.farm.id,
+        agent=agent_id,
+        outbox=outbox,
+        clock=clock,
+        problems=problems,
+        batch_max_readings=shipped.batch_max_readings,
+        batch_max_age_s=shipped.batch_max_age_s if batch_max_age_s is None else batch_max_age_s,
+        compress=shipped.compress,
+        window=shipped.inflight_window,
+        payload_limit=payload_limit(shipped.max_packet_bytes),
+        payload_version=shipped.payload_version,
+        urgency=Urgency(farm_watches(farm, agent_id, level_fall=shipped.urgent_fall_pct)),
+    )
+    transport = MqttTransport(endpoint, uplink, commit_timeout_s=shipped.commit_timeout_s)
+    agent = EdgeAgent(
         farm=farm.farm.id,
         agent=agent_id,
         sensors=farm.sensors_of(agent_id),
         outbox=outbox,
         source=source,
-        endpoint=endpoint,
+        transport=transport,
         clock=clock,
         problems=problems,
         committer=ReadingCommitter(outbox, clock, problems, calibrator, guard.trusted, boot_id),
         clock_guard=guard,
         boot_id=boot_id,
-        batch_max_readings=shipped.batch_max_readings,
-        batch_max_age_s=shipped.batch_max_age_s if batch_max_age_s is None else batch_max_age_s,
-        compress=shipped.compress,
-        inflight_window=shipped.inflight_window,
-        max_packet_bytes=shipped.max_packet_bytes,
-        commit_timeout_s=shipped.commit_timeout_s,
         status_interval_s=shipped.status_interval_s,
-        payload_version=shipped.payload_version,
-        urgency=Urgency(farm_watches(farm, agent_id, level_fall=shipped.urgent_fall_pct)),
     )
+    return agent, transport
 
 
 @dataclass
@@ -292,7 +304,7 @@ def drain_outbox(stack: Stack, template: Path, workdir: Path) -> DrainRun:
     backlog = outbox.backlog()
     link = PtyLink()  # an idle microcontroller: nothing new is recorded during the drain
     problems = ProblemLog(logging.getLogger("bench.edge.problems"))
-    agent = shipped_agent(
+    agent, transport = shipped_agent(
         farm,
         agent_cfg.id,
         outbox,
@@ -318,7 +330,7 @@ def drain_outbox(stack: Stack, template: Path, workdir: Path) -> DrainRun:
     started = time.perf_counter()
     thread.start()
     try:
-        wait_until(lambda: agent.uplink.readings_acked >= backlog, 300, "outbox drained")
+        wait_until(lambda: transport.uplink.readings_acked >= backlog, 300, "outbox drained")
         elapsed = time.perf_counter() - started
     finally:
         stop.set()
@@ -328,9 +340,9 @@ def drain_outbox(stack: Stack, template: Path, workdir: Path) -> DrainRun:
         link.close()
     return DrainRun(
         readings_per_s=backlog / elapsed,
-        readings=agent.uplink.readings_acked,
-        messages=agent.uplink.messages_sent,
-        payload_bytes=agent.uplink.bytes_sent,
+        readings=transport.uplink.readings_acked,
+        messages=transport.uplink.messages_sent,
+        payload_bytes=transport.uplink.bytes_sent,
     )
 
 

@@ -1,18 +1,18 @@
 """The edge agent: microcontroller lines (reader thread), field buses (a thread each) and LoRaWAN
-uplinks (a thread reading the network server's broker) → outbox → MQTT (uplink thread), every
-thread under one supervisor: no thread dies alone."""
+uplinks (a thread reading the network server's broker) → outbox → its transport (uplink
+thread), every thread under one supervisor: no thread dies alone.
+
+The transport (``edge/transport.py``) is MQTT (``edge/transport_mqtt.py``: a retained status
+and a last will) or the hub (``edge/transport_hub.py``: a presence key with a TTL); the agent
+is the same on both."""
 
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
 from collections.abc import Sequence
 
-import paho.mqtt.client as paho
-
-from edge.batching import payload_limit
 from edge.clock_guard import ClockGuard
 from edge.committer import ReadingCommitter
 from edge.drivers.poller import BusPoller
@@ -20,12 +20,10 @@ from edge.lorawan.source import LorawanReader
 from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
-from edge.uplink import Confirmation, Connected, EventQueue, Puback, Uplink
-from edge.urgency import Urgency
+from edge.transport import Transport
 from farmwatch_shared.clock import Clock
-from farmwatch_shared.contract import AgentStatus, committed_topic, encode_status, status_topic
+from farmwatch_shared.contract import AgentStatus
 from farmwatch_shared.farm.model import SensorConfig
-from farmwatch_shared.mqtt import Delivery, MqttEndpoint, MqttSession, Will
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.supervisor import Supervisor
 from farmwatch_shared.version import VERSION
@@ -44,21 +42,13 @@ class EdgeAgent:
         sensors: Sequence[SensorConfig],
         outbox: Outbox,
         source: SerialLineSource | None,
-        endpoint: MqttEndpoint,
+        transport: Transport,
         clock: Clock,
         problems: ProblemLog,
         committer: ReadingCommitter,
         clock_guard: ClockGuard,
         boot_id: str,
-        batch_max_readings: int,
-        batch_max_age_s: float,
-        compress: bool,
-        inflight_window: int,
-        max_packet_bytes: int,
-        commit_timeout_s: float,
         status_interval_s: float,
-        payload_version: int,
-        urgency: Urgency,
         pollers: Sequence[BusPoller] = (),
         lorawan: LorawanReader | None = None,
     ) -> None:
@@ -66,14 +56,11 @@ class EdgeAgent:
         self.agent = agent
         self._outbox = outbox
         self._source = source
+        self._transport = transport
+        self._signals = transport.signals
         self._clock = clock
         self._problems = problems
         self._status_interval_s = status_interval_s
-        self._status_topic = status_topic(farm, agent)
-        self._wake = threading.Event()
-        self._status_due = threading.Event()
-        self._events: EventQueue = queue.SimpleQueue()
-        self._committed_topic = committed_topic(farm, agent)
         self.clock_guard = clock_guard
         self._boot_id = boot_id
         self._needs_clock_correction = True
@@ -82,52 +69,7 @@ class EdgeAgent:
         )
         self._pollers = tuple(pollers)
         self._lorawan = lorawan
-        offline = AgentStatus(v=1, farm=farm, agent=agent, state="offline", version=VERSION)
-        self._will_payload = encode_status(offline)
         self._supervisor: Supervisor | None = None
-        self.session = MqttSession(
-            endpoint,
-            clean_start=False,
-            session_expiry_s=7 * 24 * 3600,
-            max_inflight=inflight_window + 2,
-            will=Will(self._status_topic, self._will_payload),
-            on_connected=self._on_connected,
-            on_message=self._on_message,
-            on_published=self._on_published,
-        )
-        self.uplink = Uplink(
-            farm=farm,
-            agent=agent,
-            outbox=outbox,
-            publisher=self.session,
-            events=self._events,
-            clock=clock,
-            problems=problems,
-            batch_max_readings=batch_max_readings,
-            batch_max_age_s=batch_max_age_s,
-            compress=compress,
-            window=inflight_window,
-            payload_limit=payload_limit(max_packet_bytes),
-            commit_timeout_s=commit_timeout_s,
-            payload_version=payload_version,
-            urgency=urgency,
-        )
-
-    # MQTT network thread: only queue events for the uplink thread
-    def _on_connected(self, session: MqttSession) -> None:
-        if not session.session_present:  # a kept session keeps its subscription
-            session.subscribe([self._committed_topic])  # the collector's confirmations, QoS 1
-        self._events.put(Connected(session.session_present))
-        self._status_due.set()
-        self._wake.set()
-
-    def _on_message(self, delivery: Delivery) -> None:
-        self._events.put(Confirmation(delivery.topic, delivery.payload))
-        self._wake.set()
-
-    def _on_published(self, mid: int, delivered: bool) -> None:
-        self._events.put(Puback(mid, delivered))
-        self._wake.set()
 
     def close(self) -> None:
         """Release what construction opened, for an agent that will not run (the buses)."""
@@ -135,7 +77,7 @@ class EdgeAgent:
             poller.close()
 
     def status(self, state: str = "online") -> AgentStatus:
-        """The status this agent reports now."""
+        """The status (on the hub: the presence) this agent reports now."""
         return AgentStatus(
             v=1,
             farm=self.farm,
@@ -151,12 +93,13 @@ class EdgeAgent:
         )
 
     def run(self, stop: threading.Event) -> str | None:
-        """Run until ``stop`` is set, then publish the offline status and disconnect. Every
-        worker (serial reader, each bus poller, the uplink) runs under one ``Supervisor``: if
-        one dies, the agent stops; return its name and reason (None after a clean stop)."""
+        """Run until ``stop`` is set, then put the offline status and disconnect. Every worker
+        (serial reader, each bus poller, the LoRaWAN reader, the uplink) runs under one
+        ``Supervisor``: if one dies, the agent stops; return its name and reason (None after a
+        clean stop)."""
         supervisor = Supervisor("farmwatch-edge", stop, log)
         self._supervisor = supervisor
-        self.session.start()
+        self._transport.start()
         if self._source is not None:
             supervisor.start("serial", self._read)
         for poller in self._pollers:
@@ -167,8 +110,11 @@ class EdgeAgent:
         while not stop.wait(0.5):
             pass
         supervisor.join(10.0)
-        self._publish_final_status()
-        self.session.stop()
+        self._put_final_status()
+        self._transport.stop()
+        summary = self._transport.summary()
+        if summary is not None:
+            log.info("%s", summary)
         return supervisor.failed
 
     def alive(self) -> bool:
@@ -176,18 +122,19 @@ class EdgeAgent:
         return self._supervisor is not None and self._supervisor.alive()
 
     def _uplink(self, stop: threading.Event) -> None:
+        uplink, signals = self._transport.uplink, self._signals
         next_status = self._clock.monotonic() + self._status_interval_s
         while not stop.is_set():
             self._release_held_readings()
-            progressed = self.uplink.pump()
+            progressed = uplink.pump()
             now = self._clock.monotonic()
-            if self.session.connected and (self._status_due.is_set() or now >= next_status):
-                self._status_due.clear()
-                self._publish_status("online" if self.alive() else "offline")
+            if self._transport.connected and (signals.status_due.is_set() or now >= next_status):
+                signals.status_due.clear()
+                self._transport.put_status(self.status("online" if self.alive() else "offline"))
                 next_status = now + self._status_interval_s
             if not progressed:
-                self._wake.wait(0.05)
-                self._wake.clear()
+                signals.wake.wait(0.05)
+                signals.wake.clear()
         if self._supervisor is not None and self._supervisor.failed is None:
             self._drain(timeout_s=2.0)
 
@@ -213,7 +160,7 @@ class EdgeAgent:
                 corrected,
                 corrected,
             )
-            self.uplink.rewind()
+            self._transport.uplink.rewind()
 
     def _read(self, stop: threading.Event) -> None:
         assert self._source is not None
@@ -221,29 +168,22 @@ class EdgeAgent:
             reply = self.mcu_link.handle(item)
             if reply is not None:
                 self._source.send(reply)
-                self._wake.set()
+                self._signals.wake.set()
 
     def _drain(self, timeout_s: float) -> None:
+        uplink, wake = self._transport.uplink, self._signals.wake
         deadline = self._clock.monotonic() + timeout_s
-        while self.uplink.inflight and self._clock.monotonic() < deadline:
-            if not self.uplink.pump():
-                self._wake.wait(0.05)
-                self._wake.clear()
+        while uplink.inflight and self._clock.monotonic() < deadline:
+            if not uplink.pump():
+                wake.wait(0.05)
+                wake.clear()
 
-    def _publish_status(self, state: str) -> None:
-        self._publish_status_payload(encode_status(self.status(state)))
-
-    def _publish_final_status(self) -> None:
-        if not self.session.connected:
-            return  # the broker publishes the last will
+    def _put_final_status(self) -> None:
+        if not self._transport.connected:
+            return  # the transport's stand-in says offline (MQTT: the last will; hub: the TTL)
         try:
-            payload = encode_status(self.status("offline"))
+            status: AgentStatus | None = self.status("offline")
         except sqlite3.Error as exc:  # the outbox that stopped the agent cannot say its backlog
             log.warning("Estado sin contadores / status without counters: %s", exc)
-            payload = self._will_payload
-        self._publish_status_payload(payload)
-
-    def _publish_status_payload(self, payload: bytes) -> None:
-        info = self.session.publish(self._status_topic, payload, qos=1, retain=True)
-        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-            self._problems.report("status_not_queued", f"paho rc={info.rc}")
+            status = None
+        self._transport.put_final_status(status)

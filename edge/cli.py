@@ -7,21 +7,21 @@ import logging
 import os
 import sqlite3
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from edge.agent import EdgeAgent
+from edge.batching import payload_limit
 from edge.clock_guard import ClockGuard, current_boot_id, ntp_sync_probe
 from edge.committer import ReadingCommitter
-from edge.drivers.poller import BusPoller, OutboxSink, build_pollers
-from edge.lorawan.source import LorawanReader, build_reader
+from edge.drivers.poller import OutboxSink, build_pollers
+from edge.lorawan.source import build_reader
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
 from edge.settings import EdgeSettings
+from edge.transport import Transport, UplinkArgs
+from edge.transport_mqtt import MqttTransport
 from edge.urgency import Urgency, farm_watches
 from farmwatch_shared.calibration.calibrate import Calibrator
 from farmwatch_shared.calibration.curves import CalibrationBook
@@ -32,16 +32,12 @@ from farmwatch_shared.farm.model import (
     AgentConfig,
     FarmConfig,
     FarmConfigError,
-    SensorConfig,
     load_farm_config,
 )
 from farmwatch_shared.mcu_protocol import SYNC_LINE
 from farmwatch_shared.problems import ProblemLog
 from farmwatch_shared.serial_port import pyserial_factory
 from farmwatch_shared.supervisor import EX_SOFTWARE
-
-if TYPE_CHECKING:
-    from edge.hub_agent import HubEdgeAgent
 
 log = logging.getLogger(__name__)
 CONFIG_ERRORS = (ValidationError, FarmConfigError, OSError, ValueError)
@@ -171,65 +167,38 @@ def _run(settings: EdgeSettings, farm: FarmConfig, agent_cfg: AgentConfig) -> in
     return 0
 
 
-@dataclass(frozen=True)
-class _AgentParts:
-    """What both uplinks' agents are built from."""
-
-    sensors: Sequence[SensorConfig]
-    source: SerialLineSource | None
-    committer: ReadingCommitter
-    guard: ClockGuard
-    boot_id: str
-    pollers: Sequence[BusPoller]
-    lorawan: LorawanReader | None
-    urgency: Urgency
-
-
-def _hub_agent(
-    settings: EdgeSettings,
-    farm: FarmConfig,
-    agent_cfg: AgentConfig,
-    outbox: Outbox,
-    clock: Clock,
-    problems: ProblemLog,
-    parts: _AgentParts,
-) -> EdgeAgent | HubEdgeAgent:
-    """The agent on the hub (nats-py is the ``hub`` extra: imported only when chosen)."""
+def _hub_transport(settings: EdgeSettings, name: str, uplink: UplinkArgs) -> Transport:
+    """The hub transport (nats-py is the ``hub`` extra: imported only when chosen)."""
     try:
-        from edge.hub_agent import HubEdgeAgent  # optional dependency
+        from edge.transport_hub import HubTransport  # optional dependency
     except ImportError as exc:
         raise ValueError(
             f"transport=jetstream needs the hub extra (pip install 'farmwatch[hub]'): {exc}"
         ) from None
-    return HubEdgeAgent(
-        farm=farm.farm.id,
-        agent=agent_cfg.id,
-        sensors=parts.sensors,
-        outbox=outbox,
-        source=parts.source,
-        endpoint=settings.nats_endpoint(f"farmwatch-edge-{farm.farm.id}-{agent_cfg.id}"),
-        clock=clock,
-        problems=problems,
-        batch_max_readings=settings.batch_max_readings,
-        batch_max_age_s=settings.batch_max_age_s,
-        compress=settings.compress,
-        inflight_window=settings.inflight_window,
-        max_packet_bytes=settings.max_packet_bytes,
-        ack_timeout_s=settings.nats_ack_timeout_s,
-        clock_guard=parts.guard,
-        boot_id=parts.boot_id,
-        committer=parts.committer,
-        pollers=parts.pollers,
-        lorawan=parts.lorawan,
-        status_interval_s=settings.nats_presence_interval_s,
-        payload_version=settings.payload_version,
-        urgency=parts.urgency,
+    return HubTransport(
+        settings.nats_endpoint(name), uplink, ack_timeout_s=settings.nats_ack_timeout_s
+    )
+
+
+def _transport(settings: EdgeSettings, name: str, uplink: UplinkArgs) -> Transport:
+    """The transport ``settings`` choose, named ``name`` on the broker or the hub."""
+    if settings.transport == "jetstream":
+        return _hub_transport(settings, name, uplink)
+    return MqttTransport(
+        settings.mqtt_endpoint(name), uplink, commit_timeout_s=settings.commit_timeout_s
     )
 
 
 SIGN_OF_LIFE_MARGIN_S = 600
 """Between two batches the newest reading the server has ages by the batch age plus a sample
 interval; 10 minutes cover that, a reconnect and some clock skew."""
+
+
+def _status_interval(settings: EdgeSettings) -> tuple[str, float]:
+    """The setting that times the agent's status (on the hub: its presence put), its value."""
+    if settings.transport == "jetstream":
+        return "nats_presence_interval_s", settings.nats_presence_interval_s
+    return "status_interval_s", settings.status_interval_s
 
 
 def check_signs_of_life(settings: EdgeSettings, farm: FarmConfig, agent_id: str) -> None:
@@ -239,11 +208,7 @@ def check_signs_of_life(settings: EdgeSettings, farm: FarmConfig, agent_id: str)
     of its sensors only a batch is;
     either must come ``SIGN_OF_LIFE_MARGIN_S`` before the rule's ``after_s``."""
     sensors = {sensor.id for sensor in farm.sensors_of(agent_id)}
-    status_name, status_s = (
-        ("nats_presence_interval_s", settings.nats_presence_interval_s)
-        if settings.transport == "jetstream"
-        else ("status_interval_s", settings.status_interval_s)
-    )
+    status_name, status_s = _status_interval(settings)
     for rule in farm.alerts:
         if not isinstance(rule, Silent):
             continue
@@ -272,7 +237,7 @@ def build_agent(
     outbox: Outbox,
     clock: Clock,
     problems: ProblemLog,
-) -> EdgeAgent | HubEdgeAgent:
+) -> EdgeAgent:
     """The agent ``farmwatch-edge`` runs, built from its configuration; raises what a bad
     configuration raises (``CONFIG_ERRORS``), with nothing started or opened yet."""
     check_signs_of_life(settings, farm, agent_cfg.id)
@@ -281,10 +246,11 @@ def build_agent(
     calibrator = Calibrator(CalibrationBook(farm.calibrations, farm.soil_curves))
     committer = ReadingCommitter(outbox, clock, problems, calibrator, guard.trusted, boot_id)
     sensors = farm.sensors_of(agent_cfg.id)
+    name = f"farmwatch-edge-{farm.farm.id}-{agent_cfg.id}"
     lorawan = build_reader(
         farm=farm,
         agent_id=agent_cfg.id,
-        endpoint=settings.lorawan_endpoint(f"farmwatch-edge-{farm.farm.id}-{agent_cfg.id}-lorawan"),
+        endpoint=settings.lorawan_endpoint(f"{name}-lorawan"),
         session_expiry_s=settings.lorawan_session_expiry_s,
         receive_maximum=settings.lorawan_receive_maximum,
         committer=committer,
@@ -304,33 +270,36 @@ def build_agent(
             greeting=SYNC_LINE,
         )
     urgency = Urgency(farm_watches(farm, agent_cfg.id, level_fall=settings.urgent_fall_pct))
-    parts = _AgentParts(sensors, source, committer, guard, boot_id, pollers, lorawan, urgency)
     try:
-        if settings.transport == "jetstream":
-            return _hub_agent(settings, farm, agent_cfg, outbox, clock, problems, parts)
+        uplink = UplinkArgs(
+            farm=farm.farm.id,
+            agent=agent_cfg.id,
+            outbox=outbox,
+            clock=clock,
+            problems=problems,
+            batch_max_readings=settings.batch_max_readings,
+            batch_max_age_s=settings.batch_max_age_s,
+            compress=settings.compress,
+            window=settings.inflight_window,
+            payload_limit=payload_limit(settings.max_packet_bytes),
+            payload_version=settings.payload_version,
+            urgency=urgency,
+        )
         return EdgeAgent(
             farm=farm.farm.id,
             agent=agent_cfg.id,
             sensors=sensors,
             outbox=outbox,
             source=source,
-            endpoint=settings.mqtt_endpoint(f"farmwatch-edge-{farm.farm.id}-{agent_cfg.id}"),
+            transport=_transport(settings, name, uplink),
             clock=clock,
             problems=problems,
-            batch_max_readings=settings.batch_max_readings,
-            batch_max_age_s=settings.batch_max_age_s,
-            compress=settings.compress,
-            inflight_window=settings.inflight_window,
-            max_packet_bytes=settings.max_packet_bytes,
-            commit_timeout_s=settings.commit_timeout_s,
+            committer=committer,
             clock_guard=guard,
             boot_id=boot_id,
-            committer=committer,
+            status_interval_s=_status_interval(settings)[1],
             pollers=pollers,
             lorawan=lorawan,
-            status_interval_s=settings.status_interval_s,
-            payload_version=settings.payload_version,
-            urgency=urgency,
         )
     except BaseException:
         for poller in pollers:

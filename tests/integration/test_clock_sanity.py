@@ -53,7 +53,7 @@ def test_readings_are_held_while_the_clock_is_wrong_then_re_timed_and_flagged(
         assert agent.outbox.held() == 3
         assert not agent.agent.status().clock_synced
         time.sleep(0.5)
-        assert agent.agent.uplink.messages_sent == 0  # nothing went out with a 1970 time
+        assert agent.transport.uplink.messages_sent == 0  # nothing went out with a 1970 time
 
         clock.now = SYNCED_AT  # NTP synchronised: the wall clock jumps
         ntp.synced = True

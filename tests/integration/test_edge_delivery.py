@@ -115,13 +115,13 @@ def test_a_puback_saying_no_one_subscribed_releases_nothing(
     """Finding 6: no collector session (expired, renamed, lost): PUBACK 0x10."""
     agent = start_agent(delivery_broker, tmp_path, FARM, sensors=[PROBE])
     try:
-        wait_for(lambda: agent.agent.session.connected, what="agent connected")
+        wait_for(lambda: agent.transport.session.connected, what="agent connected")
         produce(agent, 5)
         wait_for(lambda: agent.problems.count("publish_not_delivered") >= 1, what="PUBACK 0x10")
         assert agent.outbox.backlog() == 5
         collector = Collector(delivery_broker)  # a collector subscribes again
         wait_for(lambda: set(collector.seqs()) == set(range(5)), what="the 5 readings delivered")
-        wait_for(lambda: agent.agent.uplink.readings_acked >= 5, what="PUBACK 0")
+        wait_for(lambda: agent.transport.uplink.readings_acked >= 5, what="PUBACK 0")
         assert agent.outbox.backlog() == 5  # delivered, not yet stored
         collector.confirm(list(range(5)))
         wait_for(lambda: agent.outbox.backlog() == 0, what="released on Committed")
@@ -143,7 +143,7 @@ def test_readings_are_kept_until_committed_and_resent_when_not(
         assert agent.outbox.backlog() == 4
         collector.confirm([0, 1, 2, 3])
         wait_for(lambda: agent.outbox.backlog() == 0, what="released on Committed")
-        assert agent.agent.uplink.readings_committed == 4
+        assert agent.transport.uplink.readings_committed == 4
         sent = len(collector.seqs())
         threading.Event().wait(2.5)  # two more commit timeouts: nothing is sent again
         assert len(collector.seqs()) == sent
@@ -160,7 +160,7 @@ def test_readings_sent_but_not_committed_survive_an_agent_restart_and_are_resent
     agent = start_agent(delivery_broker, tmp_path, FARM, sensors=[PROBE], commit_timeout_s=1.0)
     try:
         produce(agent, 3)
-        wait_for(lambda: agent.agent.uplink.readings_acked == 3, what="delivered")
+        wait_for(lambda: agent.transport.uplink.readings_acked == 3, what="delivered")
     finally:
         agent.stop()
     received = len(collector.seqs())
@@ -185,7 +185,7 @@ def test_a_broker_that_lost_the_session_gets_everything_unconfirmed_again(
     agent = start_agent(delivery_broker, tmp_path, FARM, sensors=[PROBE], commit_timeout_s=300)
     try:
         produce(agent, 6)
-        wait_for(lambda: agent.agent.uplink.readings_acked == 6, what="delivered")
+        wait_for(lambda: agent.transport.uplink.readings_acked == 6, what="delivered")
         collector.close()
         delivery_broker.server.kill()
         delivery_broker.server.start()
@@ -206,7 +206,7 @@ def test_a_confirmation_that_breaks_the_contract_is_refused_and_the_next_one_wor
     agent = start_agent(delivery_broker, tmp_path, FARM, sensors=[PROBE])
     try:
         produce(agent, 2)
-        wait_for(lambda: agent.agent.uplink.readings_acked == 2, what="delivered")
+        wait_for(lambda: agent.transport.uplink.readings_acked == 2, what="delivered")
         topic = committed_topic(FARM, AGENT)
         for junk in (b"[" * 5000, b'{"v":1,"farm":"oax-istmo","agent":"pi-1","seqs":[[0,1]]}'):
             collector.publish(topic, junk)

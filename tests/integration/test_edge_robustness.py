@@ -37,9 +37,9 @@ def test_outbox_bound_drops_the_oldest_counts_them_and_reports_them_in_the_statu
     collector = start_collector(collector_settings(broker, influx))
     agent = start_agent(broker, tmp_path, "oax-mixteca", sensors=[PROBE], outbox_max=20)
     try:
-        wait_for(lambda: agent.agent.session.connected, what="agent connected")
+        wait_for(lambda: agent.transport.session.connected, what="agent connected")
         broker.server.stop()
-        wait_for(lambda: not agent.agent.session.connected, what="agent noticed the outage")
+        wait_for(lambda: not agent.transport.session.connected, what="agent noticed the outage")
         for i in range(50):
             agent.mcu.sample("S1", float(i))
         wait_for(lambda: agent.outbox.last_seq() == 49, what="50 readings committed")

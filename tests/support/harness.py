@@ -18,10 +18,13 @@ from collector.quarantine import QuarantineStore
 from collector.service import Collector, make_consumer, make_quarantine, make_writer
 from collector.settings import CollectorSettings
 from edge.agent import EdgeAgent
+from edge.batching import payload_limit
 from edge.clock_guard import ClockGuard, current_boot_id
 from edge.committer import ReadingCommitter
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
+from edge.transport import UplinkArgs
+from edge.transport_mqtt import MqttTransport
 from edge.urgency import Urgency, farm_watches
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
@@ -104,6 +107,7 @@ class RunningAgent:
     """An edge agent on a thread, with its emulated microcontroller."""
 
     agent: EdgeAgent
+    transport: MqttTransport
     mcu: McuEmulator
     link: PtyLink
     outbox: Outbox
@@ -179,35 +183,43 @@ def start_agent(
     guard = clock_guard or ClockGuard(clock)
     boot_id = current_boot_id()
     committer = edge_committer(outbox, clock, problems, config, guard.trusted, boot_id)
+    uplink = UplinkArgs(
+        farm=farm,
+        agent=agent_cfg.id,
+        outbox=outbox,
+        clock=clock,
+        problems=problems,
+        batch_max_readings=batch_max_readings,
+        batch_max_age_s=batch_max_age_s,
+        compress=compress,
+        window=4,
+        payload_limit=payload_limit(max_packet_bytes),
+        payload_version=payload_version,
+        urgency=Urgency(farm_watches(config, agent_cfg.id, level_fall=urgent_fall_pct)),
+    )
+    endpoint = MqttEndpoint(
+        host="127.0.0.1",
+        port=broker.port,
+        client_id=f"farmwatch-edge-{farm}-{agent_cfg.id}",
+        username=user,
+        password=SecretStr(broker.passwords[user]),
+    )
+    transport = MqttTransport(endpoint, uplink, commit_timeout_s=commit_timeout_s)
     agent = EdgeAgent(
         farm=farm,
         agent=agent_cfg.id,
         sensors=sensors if sensors is not None else config.sensors_of(agent_cfg.id),
         outbox=outbox,
         source=source,
-        endpoint=MqttEndpoint(
-            host="127.0.0.1",
-            port=broker.port,
-            client_id=f"farmwatch-edge-{farm}-{agent_cfg.id}",
-            username=user,
-            password=SecretStr(broker.passwords[user]),
-        ),
+        transport=transport,
         clock=clock,
         problems=problems,
         committer=committer,
         clock_guard=guard,
         boot_id=boot_id,
-        batch_max_readings=batch_max_readings,
-        batch_max_age_s=batch_max_age_s,
-        compress=compress,
-        inflight_window=4,
-        max_packet_bytes=max_packet_bytes,
-        commit_timeout_s=commit_timeout_s,
         status_interval_s=5.0,
-        payload_version=payload_version,
-        urgency=Urgency(farm_watches(config, agent_cfg.id, level_fall=urgent_fall_pct)),
     )
-    running = RunningAgent(agent, mcu, link, outbox, problems, source)
+    running = RunningAgent(agent, transport, mcu, link, outbox, problems, source)
     running.thread = threading.Thread(target=agent.run, args=(running.stop_event,), daemon=True)
     mcu.start()
     running.thread.start()

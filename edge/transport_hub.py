@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import queue
+import sqlite3
 
 from edge.transport import Signals, UplinkArgs
 from edge.uplink_jetstream import HubEventQueue, JetStreamUplink, Refused
@@ -131,7 +132,11 @@ class HubTransport:
     def summary(self) -> str | None:
         """What the hub uplink did since the start, and the backlog left."""
         up = self.uplink
+        try:
+            backlog = str(self._outbox.backlog())
+        except sqlite3.Error:  # the outbox that stopped the agent: the counters still say much
+            backlog = "?"
         return (
             f"hub uplink: batches={up.messages_sent} stored={up.readings_committed} "
-            f"duplicates={up.duplicates} refusals={up.refusals} backlog={self._outbox.backlog()}"
+            f"duplicates={up.duplicates} refusals={up.refusals} backlog={backlog}"
         )

@@ -105,7 +105,7 @@ def shipped_edge_transport() -> dict[str, str]:
 def billed_sensors(farm: FarmConfig, agent_id: str) -> list[SensorConfig]:
     """The agent's sensors on its microcontroller and field buses: those the bill feeds. A
     LoRaWAN sensor reaches the agent through the network server, which this benchmark does not
-    run (La Frailesca's two: 2 × 72 readings a day, 2.4 % of its readings, not counted)."""
+    run (La Frailesca's two: 2 × 72 readings a day, 2.3 % of its readings, not counted)."""
     return [s for s in farm.sensors_of(agent_id) if not isinstance(s.source, LorawanSource)]
 
 

@@ -17,6 +17,7 @@ from edge.batching import payload_limit
 from edge.cli import check_signs_of_life
 from edge.outbox import Outbox
 from edge.settings import EdgeSettings
+from edge.transport import UplinkArgs
 from edge.uplink import EventQueue, Uplink
 from edge.uplink_jetstream import HubEventQueue, JetStreamUplink
 from edge.urgency import SensorWatch, Urgency, farm_watches
@@ -170,51 +171,30 @@ def test_the_uplink_holds_readings_for_the_batch_age_unless_they_are_news(
 ) -> None:
     clock = SteppingClock(T0)
     outbox = Outbox(tmp_path / "outbox.sqlite3", 1000)
-    problems = ProblemLog(logging.getLogger("test.urgency"))
-    urgency = Urgency({"trough": replace(TROUGH, silent_after_ms=None)})
-    limit = payload_limit(256 * 1024)
+    args = UplinkArgs(
+        farm="oax-mixteca",
+        agent="pi-1",
+        outbox=outbox,
+        clock=clock,
+        problems=ProblemLog(logging.getLogger("test.urgency")),
+        batch_max_readings=200,
+        batch_max_age_s=900.0,
+        compress=True,
+        window=8,
+        payload_limit=payload_limit(256 * 1024),
+        payload_version=2,
+        urgency=Urgency({"trough": replace(TROUGH, silent_after_ms=None)}),
+    )
     publisher: RecordingPublisher | RecordingHubPublisher
     uplink: Uplink | JetStreamUplink
     if transport == "mqtt":
         publisher = RecordingPublisher()
         events: EventQueue = queue.SimpleQueue()
-        uplink = Uplink(
-            farm="oax-mixteca",
-            agent="pi-1",
-            outbox=outbox,
-            publisher=publisher,
-            events=events,
-            clock=clock,
-            problems=problems,
-            batch_max_readings=200,
-            batch_max_age_s=900.0,
-            compress=True,
-            window=8,
-            payload_limit=limit,
-            commit_timeout_s=300.0,
-            payload_version=2,
-            urgency=urgency,
-        )
+        uplink = Uplink(publisher=publisher, events=events, commit_timeout_s=300.0, **args)
     else:
         publisher = RecordingHubPublisher()
         hub_events: HubEventQueue = queue.SimpleQueue()
-        uplink = JetStreamUplink(
-            farm="oax-mixteca",
-            agent="pi-1",
-            outbox=outbox,
-            publisher=publisher,
-            events=hub_events,
-            wake=lambda: None,
-            clock=clock,
-            problems=problems,
-            batch_max_readings=200,
-            batch_max_age_s=900.0,
-            compress=True,
-            window=8,
-            payload_limit=limit,
-            payload_version=2,
-            urgency=urgency,
-        )
+        uplink = JetStreamUplink(publisher=publisher, events=hub_events, wake=lambda: None, **args)
     feed = Feed()
 
     def add(value: float, minute: int) -> None:

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -84,6 +84,9 @@ EDGE_ENV = REPO_ROOT / "deploy" / "env" / "edge.env.example"
 BASELINE_KEEPALIVE_S = 60
 TLS_TICKET_LIFETIME_S = 7200
 """How long a TLS 1.3 session ticket of the broker (OpenSSL's default) can be resumed."""
+HUB_TLS_TICKET_LIFETIME_S = 7 * DAY_S
+"""The same for a hub node: nats-server is Go, whose TLS 1.3 tickets live 7 days (its ticket
+keys rotate daily and are kept 7 days)."""
 
 
 def shipped_edge_transport() -> dict[str, str]:
@@ -100,6 +103,31 @@ def shipped_edge_transport() -> dict[str, str]:
     ):
         raise RuntimeError(f"{EDGE_ENV} no longer configures TLS: the benchmark must follow it")
     return keys
+
+
+def mqtt_env(port: int, ca_file: Path, user: str, password_file: Path) -> dict[str, str]:
+    """The agent's MQTT uplink: the shipped edge.env's TLS transport, to the proxy's ``port``."""
+    env = {
+        "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
+        "FARMWATCH_EDGE_MQTT_PORT": str(port),
+        "FARMWATCH_EDGE_MQTT_TLS_CA_FILE": str(ca_file),
+        "FARMWATCH_EDGE_MQTT_USERNAME": user,
+        "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(password_file),
+    }
+    assert set(shipped_edge_transport()) <= set(env)
+    return env
+
+
+def hub_env(port: int, ca_file: Path, user: str, password_file: Path) -> dict[str, str]:
+    """The agent on the hub (docs/scale-out.md, "Moving a farm"): ``transport=jetstream``, one
+    ``tls://`` URL (the proxy's ``port``), the farm's user, the hub's CA; the rest as shipped."""
+    return {
+        "FARMWATCH_EDGE_TRANSPORT": "jetstream",
+        "FARMWATCH_EDGE_NATS_SERVERS": f"tls://127.0.0.1:{port}",
+        "FARMWATCH_EDGE_NATS_USERNAME": user,
+        "FARMWATCH_EDGE_NATS_PASSWORD_FILE": str(password_file),
+        "FARMWATCH_EDGE_NATS_TLS_CA_FILE": str(ca_file),
+    }
 
 
 def billed_sensors(farm: FarmConfig, agent_id: str) -> list[SensorConfig]:
@@ -213,6 +241,8 @@ class LinkBill:
     drop_every_h: float
     urgent: tuple[str, ...] = ()
     """Why the agent sent at once during the window (its log, ``edge/urgency.py``)."""
+    ticket_lifetime_s: float = TLS_TICKET_LIFETIME_S
+    """How long the server's TLS session tickets can be resumed."""
 
     def per_day(self) -> Counts:
         """Steady state scaled to a day, plus the reconnects of a day (floats rounded): with a
@@ -230,7 +260,7 @@ class LinkBill:
     @property
     def per_drop(self) -> Counts:
         """What one link drop costs at this drop interval."""
-        if self.drop_every_h * 3600 > TLS_TICKET_LIFETIME_S:
+        if self.drop_every_h * 3600 > self.ticket_lifetime_s:
             return self.reconnect_full
         return self.reconnect
 
@@ -251,7 +281,8 @@ class LinkBill:
 
     @property
     def messages_per_day(self) -> float:
-        """MQTT PUBLISH messages both ways per day (steady state)."""
+        """Messages per day (steady state): MQTT PUBLISH both ways; on the hub the agent's
+        publishes (batches, presence puts), each answered by a JetStream acknowledgement."""
         return self.messages_in_window * DAY_S / self.window_s
 
 
@@ -266,12 +297,15 @@ class AgentRun:
         password: str,
         workdir: Path,
         cfg: BillConfig,
+        transport: str = "mqtt",
     ) -> None:
         self.farm_id = farm_id
+        self.transport = transport
         self.config = load_farm_config(FARM_FILES / f"{farm_id}.toml")
         agent = self.config.agents[0]
         self.agent_id = agent.id
-        self.dir = workdir / f"bill-{farm_id}"
+        tag = "" if transport == "mqtt" else "hub-"
+        self.dir = workdir / f"bill-{tag}{farm_id}"
         self.dir.mkdir(parents=True)
         self.link = PtyLink()
         mcu = McuEmulator(
@@ -285,36 +319,34 @@ class AgentRun:
         )
         self.buses = FarmBuses(self.config, agent.id, self.emulator.scenario, self._sim_time)
         self._t0 = time.monotonic()
-        farm_file = self._farm_file_with_bus_ports()
-        secret = self.dir / "mqtt-password"
+        farm_file = self._farm_file_with_bus_ports(workdir / f"bill-{tag}farms")
+        secret = self.dir / f"{transport}-password"
         secret.write_text(password)
         secret.chmod(0o600)
         self.proxy = CountingProxy(broker_tls_port)
-        transport = shipped_edge_transport()
+        uplink = (
+            mqtt_env(self.proxy.port, ca_file, farm_id, secret)
+            if transport == "mqtt"
+            else hub_env(self.proxy.port, ca_file, farm_id, secret)
+        )
         self.env = {
             **os.environ,
             "FARMWATCH_EDGE_FARM_FILE": str(farm_file),
             "FARMWATCH_EDGE_SERIAL_PORT": self.link.path,
-            "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
-            "FARMWATCH_EDGE_MQTT_PORT": str(self.proxy.port),
-            "FARMWATCH_EDGE_MQTT_TLS_CA_FILE": str(ca_file),
-            "FARMWATCH_EDGE_MQTT_USERNAME": farm_id,
-            "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(secret),
+            **uplink,
             "FARMWATCH_EDGE_OUTBOX_PATH": str(self.dir / "outbox.sqlite3"),
             **cfg.edge_env,
         }
-        assert set(transport) <= set(self.env)
         self.farm_file = farm_file
         self.process: subprocess.Popen[bytes] | None = None
 
     def _sim_time(self) -> float:
         return START_S + (time.monotonic() - self._t0)
 
-    def _farm_file_with_bus_ports(self) -> Path:
+    def _farm_file_with_bus_ports(self, farms: Path) -> Path:
         text = (FARM_FILES / f"{self.farm_id}.toml").read_text(encoding="utf-8")
         for bus in self.config.buses_of(self.agent_id):
             text = text.replace(f'port = "{bus.port}"', f'port = "{self.buses.ports[bus.id]}"', 1)
-        farms = self.dir.parent / "bill-farms"
         farms.mkdir(exist_ok=True)
         path = farms / f"{self.farm_id}.toml"
         path.write_text(text, encoding="utf-8")
@@ -467,6 +499,12 @@ class BillConfig:
     """The agents' broker's second TLS listener (set by ``measure``)."""
     baseline_window_s: float = 300.0
     """The baseline's steady window (its messages follow the sample rates: any length)."""
+    hub_farms: tuple[str, ...] = ("oax-mixteca",)
+    """Farms whose agent is measured on the hub too (``transport=jetstream``,
+    ``benchmarks/bill_hub.py``)."""
+    hub_batches: int = 3
+    """The hub agents' window in batch periods: an hour, so that its presence puts and pings
+    (every 30 minutes) are in it in proportion, as the batches are."""
 
 
 def _with_syn_ack(counts: Counts, connections: int) -> Counts:
@@ -480,8 +518,17 @@ def batch_age_s(cfg: BillConfig) -> float:
     return float(cfg.edge_env.get("FARMWATCH_EDGE_BATCH_MAX_AGE_S", default))
 
 
-def measure_agent(run: AgentRun, watch: BrokerWatch, cfg: BillConfig) -> LinkBill:
-    """Steady window and one reconnect of an agent (after it is online)."""
+class Watch(Protocol):
+    """What the server saw of each farm: ``BrokerWatch``, or the hub's ``HubWatch``."""
+
+    def snapshot(self, farm: str) -> Traffic:
+        """A copy of a farm's counts."""
+        ...
+
+
+def measure_agent(run: AgentRun, watch: Watch, cfg: BillConfig) -> LinkBill:
+    """Steady window and one reconnect of an agent (after it is online; on the hub its
+    presence put is its status, its broker's second listener the hub's second node)."""
     farm = run.farm_id
     wait_for(lambda: watch.snapshot(farm).status_messages >= 1, 120, f"{farm} online")
     wait_for(lambda: len(watch.snapshot(farm).batch_times) >= 1, 300, f"{farm} first batch")
@@ -505,9 +552,10 @@ def measure_agent(run: AgentRun, watch: BrokerWatch, cfg: BillConfig) -> LinkBil
     # refused there, as an expired one is (a slight overestimate: it was still offered)
     run.proxy.retarget(cfg.full_handshake_port)
     full = measure_reconnect(run.proxy, lambda: watch.snapshot(farm).status_messages)
+    hub = run.transport != "mqtt"
     return LinkBill(
         farm=farm,
-        who="farmwatch",
+        who="farmwatch, hub" if hub else "farmwatch",
         readings_per_day=readings_per_day(run.config, run.agent_id),
         window_s=t_after - t_before,
         steady=after - before,
@@ -525,6 +573,7 @@ def measure_agent(run: AgentRun, watch: BrokerWatch, cfg: BillConfig) -> LinkBil
         readings_in_window=traffic_after.readings - traffic_before.readings,
         drop_every_h=cfg.drop_every_h,
         urgent=tuple(u for u in urgent if u != "restart"),  # the restart opens the window
+        ticket_lifetime_s=HUB_TLS_TICKET_LIFETIME_S if hub else TLS_TICKET_LIFETIME_S,
     )
 
 
@@ -697,16 +746,28 @@ class _Rig:
 
 
 def measure(influx_url: str, workdir: Path, cfg: BillConfig) -> list[LinkBill]:
-    """Every farm's agent and baseline, measured at once; agents first, then baselines."""
-    rig = _Rig(influx_url, workdir, cfg)
-    cfg = replace(cfg, full_handshake_port=rig.full_handshake_port)
+    """Every farm's agent and baseline, and the hub's agents, measured at once; MQTT agents
+    first, then baselines, then the hub's agents."""
+    from benchmarks.bill_hub import HubRig  # it builds on this module
+
+    jobs: list[Callable[[], LinkBill]] = []
+    rigs: list[_Rig | HubRig] = []
     try:
-        watch = rig.start()
-        agents = [partial(measure_agent, run, watch, cfg) for run in rig.runs]
-        bases = [partial(measure_baseline, base, cfg) for base in rig.bases]
-        return in_parallel([*agents, *bases])
+        if cfg.farms:
+            rig = _Rig(influx_url, workdir, cfg)
+            rigs.append(rig)
+            mqtt_cfg = replace(cfg, full_handshake_port=rig.full_handshake_port)
+            watch = rig.start()
+            jobs += [partial(measure_agent, run, watch, mqtt_cfg) for run in rig.runs]
+            jobs += [partial(measure_baseline, base, mqtt_cfg) for base in rig.bases]
+        if cfg.hub_farms:
+            hub = HubRig(workdir / "hub", cfg)
+            rigs.append(hub)
+            jobs += hub.start()
+        return in_parallel(jobs)
     finally:
-        rig.stop()
+        for started in reversed(rigs):
+            started.stop()
 
 
 def render(bills: list[LinkBill]) -> list[str]:
@@ -738,6 +799,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=1)
     parser.add_argument("--drop-every-h", type=float, default=4.0)
     parser.add_argument("--farm", action="append", help="farm id (default: all three)")
+    parser.add_argument(
+        "--hub-farm", action="append", help="farm id on the hub (default: oax-mixteca)"
+    )
+    parser.add_argument(
+        "--only", choices=("mqtt", "hub"), help="measure one transport (default: both)"
+    )
+    parser.add_argument("--hub-batches", type=int, default=BillConfig.hub_batches)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the agent")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -745,7 +813,9 @@ def main(argv: list[str] | None = None) -> int:
         batches=args.batches,
         drop_every_h=args.drop_every_h,
         edge_env=dict(item.split("=", 1) for item in args.env),
-        farms=tuple(args.farm or FARMS),
+        farms=() if args.only == "hub" else tuple(args.farm or FARMS),
+        hub_farms=() if args.only == "mqtt" else tuple(args.hub_farm or ("oax-mixteca",)),
+        hub_batches=args.hub_batches,
     )
     with tempfile.TemporaryDirectory(prefix="farmwatch-bill-") as tmp:
         influx = InfluxServer(data_dir=Path(tmp) / "influxdb")

@@ -290,10 +290,15 @@ def run_alert_latency(workdir: Path) -> list[Result]:
 
 def run_bill(stack: Stack, workdir: Path, batches: int, extra: list[str]) -> list[Result]:
     """Benchmark 5: the data bill per farm-month over TLS, against the JSON-per-reading baseline."""
-    progress(f"bill: three farms and their baselines, {batches} batch periods of steady state")
-    bills = bill.measure(stack.influx.url, workdir / "bill", bill.BillConfig(batches=batches))
+    cfg = bill.BillConfig(batches=batches)
+    progress(
+        f"bill: three farms and their baselines, {', '.join(cfg.hub_farms)} on the hub, "
+        f"{batches} batch periods of steady state"
+    )
+    bills = bill.measure(stack.influx.url, workdir / "bill", cfg)
     agents = {b.farm: b for b in bills if b.who == "farmwatch"}
     bases = {b.farm: b for b in bills if b.who == "baseline"}
+    hubs = {b.farm: b for b in bills if b.who == "farmwatch, hub"}
     extra.append(
         "- Data bill (5, 5b, 5c): `benchmarks/bill.py`; per farm the shipped agent over the "
         "shipped TLS listener through a counting proxy (kernel TCP_INFO of the agent's socket: "
@@ -301,6 +306,15 @@ def run_bill(stack: Stack, workdir: Path, batches: int, extra: list[str]) -> lis
         f"{batches} batch periods scaled to a day, plus a link drop every "
         f"{bill.BillConfig().drop_every_h:g} h (full reconnect); month = 30 days. Baseline: one "
         "JSON message per reading, QoS 1, MQTT 3.1.1, 60 s keepalive, TLS, same rates, same run."
+    )
+    extra.append(
+        "- Data bill on the hub (5e, 5f): `benchmarks/bill_hub.py`; the same agent with "
+        "`transport=jetstream` to one `nats-server` node over TLS (the shipped node "
+        "configuration; stream, bucket and consumers by `farmwatch-hub apply` with its defaults "
+        "but `--replicas 1`: replication is between nodes, not on the farm's link), through the "
+        f"same proxy and drop, steady state over {cfg.hub_batches} batch periods (its presence "
+        "puts and pings come every 30 minutes); its presence put is its status. Messages: the "
+        "agent's publishes (batches, presence), each answered by a JetStream acknowledgement."
     )
     extra.append("")
     extra += ["  " + line for line in bill.render(bills)]
@@ -321,6 +335,27 @@ def run_bill(stack: Stack, workdir: Path, batches: int, extra: list[str]) -> lis
                 (lambda r: r.median <= 3 and r.ratio <= 0.05) if is_target else None,
             )
         )
+    for (number, per_reading), farm in zip((("5e", "5f"), ("5g", "5h")), hubs, strict=False):
+        on_hub, on_mqtt = hubs[farm], agents.get(farm)
+        results += [
+            Result(
+                number,
+                f"Data bill per farm-month, {farm} on the hub (JetStream, TLS + TCP/IP, "
+                "reconnects included)",
+                "MB",
+                [on_hub.wire_per_month / 1e6],
+                "the same farm's agent on MQTT (figure 5)" if on_mqtt else "",
+                [on_mqtt.wire_per_month / 1e6] if on_mqtt else [],
+            ),
+            Result(
+                per_reading,
+                f"Bytes on the wire per reading, {farm} on the hub",
+                "B",
+                [on_hub.wire_per_reading],
+                "the same farm's agent on MQTT" if on_mqtt else "",
+                [on_mqtt.wire_per_reading] if on_mqtt else [],
+            ),
+        ]
     return results
 
 

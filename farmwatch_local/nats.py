@@ -97,6 +97,8 @@ class NatsCluster:
     size: int = 3
     tls: bool = False
     sync_interval: str = "default"
+    max_file_store: int = 2 * 1024**3
+    """JetStream file storage a node may reserve (the stream's ``max_bytes`` must fit)."""
     passwords: dict[str, str] = field(default_factory=dict)
     nodes: list[NatsNode] = field(default_factory=list)
     ca_file: Path | None = None
@@ -125,7 +127,7 @@ class NatsCluster:
                 HubNode(name, "127.0.0.1", free_port(), free_port(), free_port()) for name in names
             ),
             sync_interval=self.sync_interval,
-            max_file_store=2 * 1024**3,
+            max_file_store=self.max_file_store,
         )
         certs = self.data_dir / "certs"
         if self.tls:

@@ -164,6 +164,12 @@ class Traffic:
     batch_times: list[float] = field(default_factory=list)
     status_times: list[float] = field(default_factory=list)
 
+    def copy(self) -> Traffic:
+        """A copy whose lists the counting thread no longer appends to."""
+        return replace(
+            self, batch_times=list(self.batch_times), status_times=list(self.status_times)
+        )
+
 
 class BrokerWatch:
     """A subscriber (collector user) counting each farm's messages on the broker."""
@@ -198,15 +204,7 @@ class BrokerWatch:
     def snapshot(self, farm: str) -> Traffic:
         """A copy of a farm's counts."""
         with self._lock:
-            t = self.farms[farm]
-            return Traffic(
-                t.readings,
-                t.readings_messages,
-                t.status_messages,
-                t.committed_messages,
-                list(t.batch_times),
-                list(t.status_times),
-            )
+            return self.farms[farm].copy()
 
     def close(self) -> None:
         """Disconnect."""

@@ -117,15 +117,7 @@ class HubWatch:
             if pull.done():
                 raise RuntimeError(f"the bill's watcher stopped pulling: {pull.exception()!r}")
         with self._lock:
-            t = self.farms[farm]
-            return Traffic(
-                t.readings,
-                t.readings_messages,
-                t.status_messages,
-                t.committed_messages,
-                list(t.batch_times),
-                list(t.status_times),
-            )
+            return self.farms[farm].copy()
 
     def close(self) -> None:
         """Stop pulling and disconnect."""

@@ -53,9 +53,9 @@ test: lint $(GRAFANA_VENV)/.installed
 	$(GRAFANA_VENV)/bin/pytest tests/integration/test_grafana_push.py
 	$(VENV)/bin/pytest --ignore=tests/integration/test_grafana_push.py
 
-# The fast lane (no server, no pty, no process): for every edit.
+# The fast lane (no server, no pty, no process): for every edit, on every core (pytest-xdist).
 test-unit: venv
-	$(VENV)/bin/pytest -q tests/unit
+	$(VENV)/bin/pytest -q -n auto tests/unit
 
 test-install: setup
 	$(VENV)/bin/pytest tests/system/test_install.py

@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import DroughtScenario, raw_for
+from farmwatch_local.install import Installed
 from farmwatch_shared.calibration.calibrate import Calibrator, SensorState
 from farmwatch_shared.calibration.curves import CalibrationBook
 from farmwatch_shared.clock import Clock, SystemClock
@@ -108,8 +108,11 @@ class AgentFootprint:
     readings: int
 
 
-def agent_footprint(stack: Stack, workdir: Path, hours: int = 25) -> AgentFootprint:
-    """Run ``farmwatch-edge`` against an emulated microcontroller on a pty, shipped settings."""
+def agent_footprint(
+    stack: Stack, workdir: Path, installed: Installed, hours: int = 25
+) -> AgentFootprint:
+    """Run the installed ``farmwatch-edge`` (the wheel in a fresh virtualenv, as a Pi runs it)
+    against an emulated microcontroller on a pty, shipped settings."""
     farm = load_farm_config(FARM_FILE)
     agent_cfg = farm.agents[0]
     sensors = farm.sensors_of(agent_cfg.id)
@@ -123,7 +126,7 @@ def agent_footprint(stack: Stack, workdir: Path, hours: int = 25) -> AgentFootpr
     emulator = FarmEmulator(mcu, sensors, DroughtScenario())
     counter = ReadingCounter(stack)
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FARMWATCH_", "PYTHON"))},
         "FARMWATCH_EDGE_FARM_FILE": str(FARM_FILE),
         "FARMWATCH_EDGE_SERIAL_PORT": link.path,
         "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
@@ -133,7 +136,7 @@ def agent_footprint(stack: Stack, workdir: Path, hours: int = 25) -> AgentFootpr
         "FARMWATCH_EDGE_OUTBOX_PATH": str(run_dir / "outbox.sqlite3"),
         "FARMWATCH_EDGE_LOG_LEVEL": "WARNING",
     }
-    program = Path(sys.executable).parent / "farmwatch-edge"
+    program = installed.bin("farmwatch-edge")
     mcu.start()
     started = time.perf_counter()
     process = subprocess.Popen([str(program)], env=env, stderr=(run_dir / "agent.log").open("wb"))
@@ -179,11 +182,18 @@ def agent_footprint(stack: Stack, workdir: Path, hours: int = 25) -> AgentFootpr
     )
 
 
-def bare_interpreter() -> tuple[float, int]:
-    """Baseline: start-up time (s) and RSS (KiB) of a bare Python interpreter of this venv."""
+_IDLE = "import time; print('ready', flush=True); time.sleep(30)"
+
+
+def bare_interpreter(installed: Installed) -> tuple[float, int]:
+    """Baseline: start-up time (s) and RSS (KiB) of a bare Python interpreter of the install."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(30)"],
+        [
+            str(installed.bin("python")),
+            "-c",
+            "import time; print('ready', flush=True); time.sleep(30)",
+        ],
         stdout=subprocess.PIPE,
     )
     assert process.stdout is not None
@@ -434,23 +444,61 @@ FOOTPRINT_MODULES = (
 )
 _FOOTPRINT_PROBE = """
 import importlib, sys
-if sys.argv[1]:
-    importlib.import_module(sys.argv[1])
+for name in sys.argv[1:]:
+    importlib.import_module(name)
 rss = [line for line in open('/proc/self/status') if line.startswith('VmRSS')][0].split()[1]
 print(rss, len(sys.modules))
 """
+OURS = ("edge", "farmwatch_shared")
+PYDANTIC = ("pydantic", "pydantic_core", "pydantic_settings")
+_STACK_PROBE = """
+import ast, sys
+import edge.cli
+ours, skip = tuple(sys.argv[1].split(",")), tuple(sys.argv[2].split(","))
+needed = set()
+for name, module in list(sys.modules.items()):
+    if name.split(".")[0] not in ours or not getattr(module, "__file__", None):
+        continue
+    body = ast.parse(open(module.__file__, encoding="utf-8").read()).body
+    # module-level imports, with those in try blocks; not `if TYPE_CHECKING:` nor in functions
+    body += [node for block in body if isinstance(block, ast.Try) for node in block.body]
+    for node in body:
+        if isinstance(node, ast.Import):
+            needed.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            needed.add(node.module)
+print(" ".join(sorted(n for n in needed if n.split(".")[0] not in (*ours, *skip, "__future__"))))
+"""
 
 
-def import_footprint() -> list[tuple[str, int, int]]:
-    """(module, RSS KiB, modules loaded) of a fresh interpreter after importing each module."""
+def stack_modules(installed: Installed, workdir: Path) -> list[str]:
+    """What the edge agent's own modules (those ``edge.cli`` loads) import at module level,
+    farmwatch's own packages and pydantic left out: the agent's libraries."""
+    out = subprocess.run(
+        [str(installed.bin("python")), "-c", _STACK_PROBE, ",".join(OURS), ",".join(PYDANTIC)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=workdir,
+    )
+    return out.stdout.split()
+
+
+def import_footprint(installed: Installed, workdir: Path) -> list[tuple[str, int, int]]:
+    """(what, RSS KiB, modules loaded) of a fresh interpreter of the install after importing
+    each of ``FOOTPRINT_MODULES``, and after importing all of the agent's libraries without
+    pydantic (``stack_modules``): the floor of this stack."""
     rows = []
-    for module in FOOTPRINT_MODULES:
+    stack = stack_modules(installed, workdir)
+    probes = [(m or "(bare interpreter)", [m] if m else []) for m in FOOTPRINT_MODULES]
+    probes.insert(1, (f"the agent's {len(stack)} libraries without pydantic", stack))
+    for label, modules in probes:
         out = subprocess.run(
-            [sys.executable, "-c", _FOOTPRINT_PROBE, module],
+            [str(installed.bin("python")), "-c", _FOOTPRINT_PROBE, *modules],
             capture_output=True,
             text=True,
             check=True,
-            cwd=str(FARM_FILES.parent),
+            cwd=workdir,  # not the checkout: its packages would shadow the install's
         ).stdout.split()
-        rows.append((module or "(bare interpreter)", int(out[0]), int(out[1])))
+        rows.append((label, int(out[0]), int(out[1])))
     return rows

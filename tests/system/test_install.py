@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from support.paths import FARM_FILES, REPO
 
+from farmwatch_local.install import install_checkout
 from farmwatch_shared.farm.directory import load_farm_dir
 
 SHIPPED_FARMS = load_farm_dir(FARM_FILES)
@@ -51,47 +52,15 @@ class Install:
         )
 
 
-def _copy_checkout(destination: Path) -> None:
-    """The files of the checkout (tracked, and new ones not ignored), like a copy on a Pi:
-    no build/, egg-info or virtualenvs that could leak into the wheel."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            target = destination / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-
-
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Install:
     """Build the wheel (``pip wheel --no-deps``) from a copy of the checkout and install it,
     non-editable, in a fresh virtualenv; pip resolves the dependencies."""
     root = tmp_path_factory.mktemp("install")
-    source = root / "checkout"
-    _copy_checkout(source)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    subprocess.run(
-        [*pip, "wheel", "--no-deps", "--quiet", "-w", str(root / "dist"), str(source)],
-        check=True,
-        capture_output=True,
-    )
-    (wheel,) = (root / "dist").glob("farmwatch-*.whl")
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    subprocess.run(
-        [*pip, "--python", str(venv / "bin" / "python"), "install", "--quiet", str(wheel)],
-        check=True,
-        capture_output=True,
-    )
+    built = install_checkout(REPO, root)
     home = root / "home"
     home.mkdir()
-    return Install(wheel, venv, home)
+    return Install(built.wheel, built.venv, home)
 
 
 @pytest.fixture(scope="session")

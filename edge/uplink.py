@@ -24,20 +24,15 @@ sensor silent, the agent's restart): then they go at once.
 from __future__ import annotations
 
 import heapq
-import itertools
 import logging
 import queue
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 import paho.mqtt.client as paho
 
-from edge.batching import encode_fitting
-from edge.outbox import Outbox
-from edge.release import Release
-from edge.urgency import Urgency
-from farmwatch_shared.backoff import Backoff
-from farmwatch_shared.clock import Clock
+from edge.transport import UplinkArgs
+from edge.uplink_core import OutboxUplink
 from farmwatch_shared.contract import (
     Committed,
     Reading,
@@ -47,7 +42,6 @@ from farmwatch_shared.contract import (
     readings_topic,
     seq_ranges,
 )
-from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
 
@@ -119,53 +113,23 @@ def _clip(ranges: list[SeqRange], after: int) -> list[SeqRange]:
     return [(max(first, after + 1), last) for first, last in ranges if last > after]
 
 
-class Uplink:
+class Uplink(OutboxUplink[_Sent]):
     """Moves readings from the outbox to the broker, and forgets them once stored."""
 
     def __init__(
         self,
         *,
-        farm: str,
-        agent: str,
-        outbox: Outbox,
         publisher: Publisher,
         events: EventQueue,
-        clock: Clock,
-        problems: ProblemLog,
-        batch_max_readings: int,
-        batch_max_age_s: float,
-        compress: bool,
-        window: int,
-        payload_limit: int,
         commit_timeout_s: float,
-        payload_version: int,
-        urgency: Urgency,
+        **args: Unpack[UplinkArgs],
     ) -> None:
-        self._farm = farm
-        self._agent = agent
-        self._topic = readings_topic(farm, agent)
-        self._committed_topic = committed_topic(farm, agent)
-        self._outbox = outbox
+        super().__init__(**args)
+        self._topic = readings_topic(self._farm, self._agent)
+        self._committed_topic = committed_topic(self._farm, self._agent)
         self._publisher = publisher
         self._events = events
-        self._clock = clock
-        self._problems = problems
-        self._batch_max = batch_max_readings
-        self._release = Release(
-            clock,
-            batch_max_readings=batch_max_readings,
-            batch_max_age_s=batch_max_age_s,
-            urgency=urgency,
-        )
-        self._compress = compress
-        self._payload_version = payload_version
-        self._window = window
-        self._payload_limit = payload_limit
         self._commit_timeout_s = commit_timeout_s
-        self._inflight: dict[int, _Sent] = {}
-        self._cursor = -1
-        """Highest sequence number of a first send in this process."""
-        self._order = itertools.count()
         self._resend: list[tuple[float, int, _Pending]] = []
         """Heap by due time: readings to send again."""
         self._awaiting: list[tuple[float, int, _Pending]] = []
@@ -174,45 +138,18 @@ class Uplink:
         """Overdue readings held back while a probe waits for the collector's first answer."""
         self._probing_commit = False
         self._last_commit_at: float | None = None
-        self._paused_until: float | None = None
-        """While set, the broker said nobody receives our batches: one probe at a time."""
-        self._failure_backoff = Backoff(initial_s=1.0, max_s=60.0)
-        self.messages_sent = 0
-        self.bytes_sent = 0
         self.readings_acked = 0
         """Readings the broker acknowledged as delivered (PUBACK reason 0)."""
-        self.readings_committed = 0
-        """Readings the collector confirmed stored, deleted from the outbox."""
-        sent = outbox.sent_ranges()  # sent by an earlier run and never confirmed
+        sent = self._outbox.sent_ranges()  # sent by an earlier run and never confirmed
         if sent:
-            self._await(_Pending(sent, 0, clock.monotonic()))
-
-    def rewind(self) -> None:
-        """Scan the outbox from the start again (held readings were released)."""
-        self._cursor = -1
+            self._await(_Pending(sent, 0, self._clock.monotonic()))
 
     @property
-    def inflight(self) -> int:
-        """Batch messages handed to the broker and not yet acknowledged."""
-        return len(self._inflight)
+    def _link_up(self) -> bool:
+        return self._publisher.connected
 
-    def pump(self) -> bool:
-        """Process events and publish what is due; return whether anything happened."""
-        progressed = self._process_events()
-        progressed |= self._expire_commits()
-        if not self._publisher.connected:
-            return progressed
-        now = self._clock.monotonic()
-        window = self._window
-        if self._paused_until is not None:
-            if now < self._paused_until:
-                return progressed
-            window = 1  # a probe: is anybody subscribed again?
-        while len(self._inflight) < window:
-            if not self._send_next():
-                break
-            progressed = True
-        return progressed
+    def _housekeeping(self) -> bool:
+        return self._expire_commits()
 
     # events ------------------------------------------------------------------------------
     def _process_events(self) -> bool:
@@ -380,14 +317,7 @@ class Uplink:
     def _publish(self, readings: list[Reading], attempt: int, probe: bool) -> int:
         """Publish the longest prefix of ``readings`` that fits; return how many went (0: paho
         refused the message)."""
-        encoded = encode_fitting(
-            self._farm,
-            self._agent,
-            readings,
-            compress=self._compress,
-            limit=self._payload_limit,
-            version=self._payload_version,
-        )
+        encoded = self._encode(readings)
         info = self._publisher.publish(self._topic, encoded.payload, qos=1)
         if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
             self._problems.report("publish_not_queued", f"paho rc={info.rc}")

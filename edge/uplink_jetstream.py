@@ -27,17 +27,13 @@ import logging
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Unpack
 
-from edge.batching import encode_fitting
-from edge.outbox import Outbox
-from edge.release import Release
-from edge.urgency import Urgency
+from edge.transport import UplinkArgs
+from edge.uplink_core import OutboxUplink
 from farmwatch_shared.backoff import Backoff
-from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import Reading, seq_ranges
 from farmwatch_shared.hub.layout import batch_msg_id, readings_subject
-from farmwatch_shared.problems import ProblemLog
 
 log = logging.getLogger(__name__)
 
@@ -89,94 +85,37 @@ class _Batch:
     attempt: int
 
 
-class JetStreamUplink:
+class JetStreamUplink(OutboxUplink[_Batch]):
     """Moves readings from the outbox to the hub's stream, and forgets them once stored."""
 
     def __init__(
         self,
         *,
-        farm: str,
-        agent: str,
-        outbox: Outbox,
         publisher: HubPublisher,
         events: HubEventQueue,
         wake: Callable[[], None],
-        clock: Clock,
-        problems: ProblemLog,
-        batch_max_readings: int,
-        batch_max_age_s: float,
-        compress: bool,
-        window: int,
-        payload_limit: int,
-        payload_version: int,
-        urgency: Urgency,
+        **args: Unpack[UplinkArgs],
     ) -> None:
-        self._farm = farm
-        self._agent = agent
-        self.subject = readings_subject(farm, agent)
-        self._outbox = outbox
+        super().__init__(**args)
+        self.subject = readings_subject(self._farm, self._agent)
         self._publisher = publisher
         self._events = events
         self._wake = wake
-        self._clock = clock
-        self._problems = problems
-        self._batch_max = batch_max_readings
-        self._release = Release(
-            clock,
-            batch_max_readings=batch_max_readings,
-            batch_max_age_s=batch_max_age_s,
-            urgency=urgency,
-        )
-        self._compress = compress
-        self._payload_version = payload_version
-        self._window = window
-        self._payload_limit = payload_limit
         self._tokens = itertools.count(1)
-        self._order = itertools.count()
-        self._inflight: dict[int, _Batch] = {}
         self._retry: list[tuple[float, int, _Batch]] = []
         """Heap by due time: batches to send again."""
         self._pending: set[int] = set()
         """Seqs in flight or waiting to be sent again."""
-        self._cursor = -1
-        self._paused_until: float | None = None
-        self._failure_backoff = Backoff(initial_s=1.0, max_s=60.0)
         self._refusal_backoff = Backoff(initial_s=5.0, max_s=300.0)
         self.refused = False
         """The hub refused our last publish (until a batch is stored again)."""
-        self.messages_sent = 0
-        self.bytes_sent = 0
-        self.readings_committed = 0
-        """Readings the stream acknowledged, deleted from the outbox."""
         self.duplicates = 0
         """Batches sent again that the stream already held (stored once)."""
         self.refusals = 0
 
-    def rewind(self) -> None:
-        """Scan the outbox from the start again (held readings were released)."""
-        self._cursor = -1
-
     @property
-    def inflight(self) -> int:
-        """Batches published and not yet acknowledged."""
-        return len(self._inflight)
-
-    def pump(self) -> bool:
-        """Process events and publish what is due; return whether anything happened."""
-        progressed = self._process_events()
-        if not self._publisher.connected:
-            return progressed
-        now = self._clock.monotonic()
-        window = self._window
-        if self._paused_until is not None:
-            if now < self._paused_until:
-                return progressed
-            window = 1  # a probe: does the hub take our batches again?
-        while len(self._inflight) < window:
-            if not self._send_next():
-                break
-            progressed = True
-        return progressed
+    def _link_up(self) -> bool:
+        return self._publisher.connected
 
     # events ------------------------------------------------------------------------------
     def _process_events(self) -> bool:
@@ -272,14 +211,7 @@ class JetStreamUplink:
 
     def _publish(self, readings: list[Reading], attempt: int) -> int:
         """Publish the longest prefix of ``readings`` that fits; return how many went."""
-        encoded = encode_fitting(
-            self._farm,
-            self._agent,
-            readings,
-            compress=self._compress,
-            limit=self._payload_limit,
-            version=self._payload_version,
-        )
+        encoded = self._encode(readings)
         seqs = [r.seq for r in readings[: encoded.count]]
         token = next(self._tokens)
         self._inflight[token] = _Batch(seqs, attempt)

@@ -244,6 +244,8 @@ class LinkBill:
     """Why the agent sent at once during the window (its log, ``edge/urgency.py``)."""
     ticket_lifetime_s: float = TLS_TICKET_LIFETIME_S
     """How long the server's TLS session tickets can be resumed."""
+    statuses_in_window: int = 0
+    """The agent's status messages (on the hub: presence puts) in the steady window."""
 
     def per_day(self) -> Counts:
         """Steady state scaled to a day, plus the reconnects of a day (floats rounded): with a
@@ -511,10 +513,11 @@ class BaselinePublisher:
 class BillConfig:
     """What one bill run measures."""
 
-    batches: int = 1
+    batches: int = 0
     """Batch periods in the agent's steady-state window: from 2 s after the batch the agent
     sends at start to 2 s after the one its batch age sends ``batches`` periods later (urgent
-    batches in between count as well)."""
+    batches in between count as well). 0: the fewest that hold whole status intervals too
+    (``steady_batches``), so that the hourly status is in the bill."""
     drop_every_h: float = 4.0
     edge_env: dict[str, str] = field(default_factory=dict)
     """Settings changed from the shipped ones (empty: today's defaults)."""
@@ -542,6 +545,21 @@ def batch_age_s(cfg: BillConfig) -> float:
     return float(cfg.edge_env.get("FARMWATCH_EDGE_BATCH_MAX_AGE_S", default))
 
 
+def status_interval_s(cfg: BillConfig) -> float:
+    """The status interval of the agents under test (the shipped default unless changed)."""
+    default = EdgeSettings.model_fields["status_interval_s"].default
+    return float(cfg.edge_env.get("FARMWATCH_EDGE_STATUS_INTERVAL_S", default))
+
+
+def steady_batches(cfg: BillConfig) -> int:
+    """Batch periods in the agent's window: ``cfg.batches``, or the fewest whose length is a
+    whole number of status intervals as well (shipped: 20 min and 1 h, three periods)."""
+    if cfg.batches:
+        return cfg.batches
+    age, status = round(batch_age_s(cfg)), round(status_interval_s(cfg))
+    return math.lcm(age, status) // age
+
+
 class Watch(Protocol):
     """What the server saw of each farm: ``BrokerWatch``, or the hub's ``HubWatch``."""
 
@@ -561,10 +579,11 @@ def measure_agent(run: AgentRun, watch: Watch, cfg: BillConfig) -> LinkBill:
     first_connect = _with_syn_ack(run.proxy.totals(), 1)
     before, traffic_before, t_before = first_connect, watch.snapshot(farm), time.monotonic()
     # the window ends with the batch the batch age sends (not an urgent one before it)
-    due = start_batch + cfg.batches * batch_age_s(cfg) - 30.0
+    periods = steady_batches(cfg)
+    due = start_batch + periods * batch_age_s(cfg) - 30.0
     wait_for(
         lambda: any(t >= due for t in watch.snapshot(farm).batch_times),
-        cfg.batches * batch_age_s(cfg) + 600,
+        periods * batch_age_s(cfg) + 600,
         f"{farm} steady window",
     )
     end_batch = min(t for t in watch.snapshot(farm).batch_times if t >= due)
@@ -598,17 +617,25 @@ def measure_agent(run: AgentRun, watch: Watch, cfg: BillConfig) -> LinkBill:
         drop_every_h=cfg.drop_every_h,
         urgent=tuple(u for u in urgent if u != "restart"),  # the restart opens the window
         ticket_lifetime_s=HUB_TLS_TICKET_LIFETIME_S if hub else TLS_TICKET_LIFETIME_S,
+        statuses_in_window=traffic_after.status_messages - traffic_before.status_messages,
     )
 
 
 def measure_broker_agent(run: AgentRun, watch: BrokerWatch, cfg: BillConfig) -> LinkBill:
     """``measure_agent`` on the broker, then proof that every sensor it bills reached the
-    broker (LoRaWAN ones included): raise if one never did."""
+    broker (LoRaWAN ones included) and that the window held its share of status messages:
+    raise if not."""
     bill = measure_agent(run, watch, cfg)
     delivered = watch.delivered(run.farm_id)
     missing = [s.id for s in run.config.sensors_of(run.agent_id) if not delivered.get(s.id)]
     if missing:
         raise RuntimeError(f"{run.farm_id}: no reading of {', '.join(missing)} on the broker")
+    expected = round(bill.window_s / status_interval_s(cfg))
+    if bill.statuses_in_window != expected:  # the window would bill too many or too few
+        raise RuntimeError(
+            f"{run.farm_id}: {bill.statuses_in_window} status messages in a window of "
+            f"{bill.window_s:.0f} s, expected {expected}"
+        )
     log.info("%s: readings on the broker by sensor: %s", run.farm_id, delivered)
     return bill
 
@@ -840,7 +867,9 @@ def main(argv: list[str] | None = None) -> int:
     from farmwatch_local.services import InfluxServer
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bill", description=__doc__)
-    parser.add_argument("--batches", type=int, default=1)
+    parser.add_argument(
+        "--batches", type=int, default=0, help="batch periods (0: whole status intervals)"
+    )
     parser.add_argument("--drop-every-h", type=float, default=4.0)
     parser.add_argument("--farm", action="append", help="farm id (default: all three)")
     parser.add_argument(

@@ -7,8 +7,12 @@ listener (``deploy/mosquitto/conf.d/farmwatch.conf``, certificates made by
 ``deploy/mosquitto/make-tls-certs.sh``), a real collector confirming what it stored, and the
 emulated microcontroller and field buses of each model farm at the farm's real sample rates
 (real time: the agent's MQTT keepalive and its bus pollers run on the system's clock, so a
-compressed clock would not compress them). Each agent reaches the broker through its own
-``CountingProxy`` (``farmwatch_local/wire.py``): the kernel's counters of the agent's TCP socket.
+compressed clock would not compress them). A farm with LoRaWAN devices gets what the demo runs
+(``farmwatch_local/demo_lorawan.py``): a Mosquitto of its own standing in for the gateway's
+ChirpStack broker, on the farm's LAN and so off the bill, and the emulated network server
+publishing each device's uplinks there every 20 minutes, real time as well. Each agent reaches
+the broker through its own ``CountingProxy`` (``farmwatch_local/wire.py``): the kernel's
+counters of the agent's TCP socket, its uplink only.
 
 Method (per farm, all farms and the baselines at once):
 
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import secrets
 import ssl
@@ -37,7 +42,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -54,6 +59,7 @@ from farmwatch_emulators.field_buses import FarmBuses
 from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import DroughtScenario, raw_for
+from farmwatch_local.demo_lorawan import UPLINK_EVERY_SIM_S, FarmRadio, NetworkServer
 from farmwatch_local.services import REPO_ROOT, MosquittoServer, free_port
 from farmwatch_local.wire import CountingProxy, Counts, make_certificates, tls_listener
 from farmwatch_shared.calibration.calibrate import Calibrator, SensorState
@@ -67,13 +73,7 @@ from farmwatch_shared.contract import (
     encode_batch,
     readings_topic,
 )
-from farmwatch_shared.farm.model import (
-    BusSource,
-    FarmConfig,
-    LorawanSource,
-    SensorConfig,
-    load_farm_config,
-)
+from farmwatch_shared.farm.model import BusSource, FarmConfig, SensorConfig, load_farm_config
 
 log = logging.getLogger(__name__)
 DAY_S = 86_400
@@ -84,6 +84,9 @@ EDGE_ENV = REPO_ROOT / "deploy" / "env" / "edge.env.example"
 BASELINE_KEEPALIVE_S = 60
 TLS_TICKET_LIFETIME_S = 7200
 """How long a TLS 1.3 session ticket of the broker (OpenSSL's default) can be resumed."""
+LORAWAN_UPLINK_S = float(UPLINK_EVERY_SIM_S)
+"""A LoRaWAN device's uplink interval: 20 minutes (72 a day), as the demo's devices (the farm
+files' rules count on it); the bill runs in real time."""
 HUB_TLS_TICKET_LIFETIME_S = 7 * DAY_S
 """The same for a hub node: nats-server is Go, whose TLS 1.3 tickets live 7 days (its ticket
 keys rotate daily and are kept 7 days)."""
@@ -130,18 +133,10 @@ def hub_env(port: int, ca_file: Path, user: str, password_file: Path) -> dict[st
     }
 
 
-def billed_sensors(farm: FarmConfig, agent_id: str) -> list[SensorConfig]:
-    """The agent's sensors on its microcontroller and field buses: those the bill feeds. A
-    LoRaWAN sensor reaches the agent through the network server, which this benchmark does not
-    run (La Frailesca's two: 2 × 72 readings a day, 2.3 % of its readings, not counted)."""
-    return [s for s in farm.sensors_of(agent_id) if not isinstance(s.source, LorawanSource)]
-
-
 def readings_per_day(farm: FarmConfig, agent_id: str) -> int:
-    """Readings a day at the farm file's sample rates (microcontroller and bus devices)."""
-    return sum(
-        DAY_S // int(sensor_interval(farm, agent_id, s)) for s in billed_sensors(farm, agent_id)
-    )
+    """Readings a day of all the agent's sensors: the farm file's sample rates
+    (microcontroller, bus devices), a LoRaWAN device's uplink interval."""
+    return sum(DAY_S // int(sensor_interval(farm, agent_id, s)) for s in farm.sensors_of(agent_id))
 
 
 def device_intervals(farm: FarmConfig, agent_id: str) -> dict[tuple[str, str], float]:
@@ -176,6 +171,7 @@ class BrokerWatch:
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.farms: dict[str, Traffic] = defaultdict(Traffic)
+        self._sensors: dict[str, Counter[str]] = defaultdict(Counter)
         self._lock = threading.Lock()
         self._client = endpoint.client(
             COLLECTOR_USER, f"bench-bill-{secrets.token_hex(4)}", on_message=self._on_message
@@ -197,7 +193,9 @@ class BrokerWatch:
             elif parts[4] == "readings":
                 with contextlib.suppress(ContractError):
                     decoded = decode_message(message.topic, bytes(message.payload))
-                    traffic.readings += len(getattr(decoded, "readings", ()))
+                    readings = getattr(decoded, "readings", ())
+                    traffic.readings += len(readings)
+                    self._sensors[parts[2]].update(r.sensor for r in readings)
                 traffic.readings_messages += 1
                 traffic.batch_times.append(now)
 
@@ -205,6 +203,11 @@ class BrokerWatch:
         """A copy of a farm's counts."""
         with self._lock:
             return self.farms[farm].copy()
+
+    def delivered(self, farm: str) -> dict[str, int]:
+        """Sensor → readings of a farm on the broker so far."""
+        with self._lock:
+            return dict(self._sensors[farm])
 
     def close(self) -> None:
         """Disconnect."""
@@ -241,6 +244,8 @@ class LinkBill:
     """Why the agent sent at once during the window (its log, ``edge/urgency.py``)."""
     ticket_lifetime_s: float = TLS_TICKET_LIFETIME_S
     """How long the server's TLS session tickets can be resumed."""
+    statuses_in_window: int = 0
+    """The agent's status messages (on the hub: presence puts) in the steady window."""
 
     def per_day(self) -> Counts:
         """Steady state scaled to a day, plus the reconnects of a day (floats rounded): with a
@@ -285,7 +290,8 @@ class LinkBill:
 
 
 class AgentRun:
-    """One farm's emulated hardware and its ``farmwatch-edge`` process through a proxy."""
+    """One farm's emulated hardware (its LoRaWAN devices through their own network server's
+    broker) and its ``farmwatch-edge`` process through a proxy."""
 
     def __init__(
         self,
@@ -322,6 +328,13 @@ class AgentRun:
         secret.write_text(password)
         secret.chmod(0o600)
         self.proxy = CountingProxy(broker_tls_port)
+        # the gateway's broker is on the farm's LAN: the agent reaches it directly, not billed
+        self.network_server = (
+            NetworkServer(self.dir / "network-server", self.dir)
+            if self.config.lorawan_devices_of(agent.id)
+            else None
+        )
+        self.radio: FarmRadio | None = None
         uplink = (
             mqtt_env(self.proxy.port, ca_file, farm_id, secret)
             if transport == "mqtt"
@@ -332,6 +345,7 @@ class AgentRun:
             "FARMWATCH_EDGE_FARM_FILE": str(farm_file),
             "FARMWATCH_EDGE_SERIAL_PORT": self.link.path,
             **uplink,
+            **({} if self.network_server is None else self.network_server.agent_env()),
             "FARMWATCH_EDGE_OUTBOX_PATH": str(self.dir / "outbox.sqlite3"),
             **cfg.edge_env,
         }
@@ -351,11 +365,20 @@ class AgentRun:
         return path
 
     def start(self) -> None:
-        """Hardware first, then the agent."""
+        """Hardware (and the network server) first, then the agent."""
+        if self.network_server is not None:
+            self.network_server.start()
         self.buses.start()
         self.emulator.mcu.start()
         self._t0 = time.monotonic()
         self.emulator.start()
+        if self.network_server is not None:
+            # real time, as the microcontroller's: each device's first uplink 20 minutes on
+            self.radio = self.network_server.farm_radio(
+                self.config, self.agent_id, self.emulator.scenario, self._sim_time, 1.0
+            )
+            assert self.radio is not None  # the farm has LoRaWAN devices
+            self.radio.devices.start()
         program = Path(sys.executable).parent / "farmwatch-edge"
         self.process = subprocess.Popen(
             [str(program)], env=self.env, stderr=(self.dir / "agent.log").open("wb")
@@ -372,6 +395,10 @@ class AgentRun:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(20)
+        if self.radio is not None:
+            self.radio.stop()
+        if self.network_server is not None:
+            self.network_server.stop()
         self.emulator.stop()
         self.emulator.mcu.stop()
         self.buses.stop()
@@ -380,12 +407,13 @@ class AgentRun:
 
 
 def sensor_interval(config: FarmConfig, agent_id: str, sensor: SensorConfig) -> float:
-    """A sensor's sample interval in the farm file (one of ``billed_sensors``)."""
+    """A sensor's sample interval: the farm file's (microcontroller, field-bus device), or a
+    LoRaWAN device's uplink interval (``LORAWAN_UPLINK_S``)."""
     source = sensor.source
     if source is None:
         return float(config.agent(agent_id).microcontroller.sample_interval_s)
     if not isinstance(source, BusSource):
-        raise TypeError(f"{sensor.id}: not on the microcontroller or a field bus")
+        return LORAWAN_UPLINK_S
     return float(device_intervals(config, agent_id)[(source.bus, str(source.address))])
 
 
@@ -432,7 +460,7 @@ class BaselinePublisher:
         self._thread.start()
 
     def _run(self) -> None:
-        sensors = billed_sensors(self.config, self.agent_id)
+        sensors = self.config.sensors_of(self.agent_id)
         states = {s.id: SensorState() for s in sensors}
         intervals = {s.id: sensor_interval(self.config, self.agent_id, s) for s in sensors}
         due = dict.fromkeys(intervals, 0.0)
@@ -485,10 +513,11 @@ class BaselinePublisher:
 class BillConfig:
     """What one bill run measures."""
 
-    batches: int = 1
+    batches: int = 0
     """Batch periods in the agent's steady-state window: from 2 s after the batch the agent
     sends at start to 2 s after the one its batch age sends ``batches`` periods later (urgent
-    batches in between count as well)."""
+    batches in between count as well). 0: the fewest that hold whole status intervals too
+    (``steady_batches``), so that the hourly status is in the bill."""
     drop_every_h: float = 4.0
     edge_env: dict[str, str] = field(default_factory=dict)
     """Settings changed from the shipped ones (empty: today's defaults)."""
@@ -516,6 +545,21 @@ def batch_age_s(cfg: BillConfig) -> float:
     return float(cfg.edge_env.get("FARMWATCH_EDGE_BATCH_MAX_AGE_S", default))
 
 
+def status_interval_s(cfg: BillConfig) -> float:
+    """The status interval of the agents under test (the shipped default unless changed)."""
+    default = EdgeSettings.model_fields["status_interval_s"].default
+    return float(cfg.edge_env.get("FARMWATCH_EDGE_STATUS_INTERVAL_S", default))
+
+
+def steady_batches(cfg: BillConfig) -> int:
+    """Batch periods in the agent's window: ``cfg.batches``, or the fewest whose length is a
+    whole number of status intervals as well (shipped: 20 min and 1 h, three periods)."""
+    if cfg.batches:
+        return cfg.batches
+    age, status = round(batch_age_s(cfg)), round(status_interval_s(cfg))
+    return math.lcm(age, status) // age
+
+
 class Watch(Protocol):
     """What the server saw of each farm: ``BrokerWatch``, or the hub's ``HubWatch``."""
 
@@ -535,10 +579,11 @@ def measure_agent(run: AgentRun, watch: Watch, cfg: BillConfig) -> LinkBill:
     first_connect = _with_syn_ack(run.proxy.totals(), 1)
     before, traffic_before, t_before = first_connect, watch.snapshot(farm), time.monotonic()
     # the window ends with the batch the batch age sends (not an urgent one before it)
-    due = start_batch + cfg.batches * batch_age_s(cfg) - 30.0
+    periods = steady_batches(cfg)
+    due = start_batch + periods * batch_age_s(cfg) - 30.0
     wait_for(
         lambda: any(t >= due for t in watch.snapshot(farm).batch_times),
-        cfg.batches * batch_age_s(cfg) + 600,
+        periods * batch_age_s(cfg) + 600,
         f"{farm} steady window",
     )
     end_batch = min(t for t in watch.snapshot(farm).batch_times if t >= due)
@@ -572,7 +617,27 @@ def measure_agent(run: AgentRun, watch: Watch, cfg: BillConfig) -> LinkBill:
         drop_every_h=cfg.drop_every_h,
         urgent=tuple(u for u in urgent if u != "restart"),  # the restart opens the window
         ticket_lifetime_s=HUB_TLS_TICKET_LIFETIME_S if hub else TLS_TICKET_LIFETIME_S,
+        statuses_in_window=traffic_after.status_messages - traffic_before.status_messages,
     )
+
+
+def measure_broker_agent(run: AgentRun, watch: BrokerWatch, cfg: BillConfig) -> LinkBill:
+    """``measure_agent`` on the broker, then proof that every sensor it bills reached the
+    broker (LoRaWAN ones included) and that the window held its share of status messages:
+    raise if not."""
+    bill = measure_agent(run, watch, cfg)
+    delivered = watch.delivered(run.farm_id)
+    missing = [s.id for s in run.config.sensors_of(run.agent_id) if not delivered.get(s.id)]
+    if missing:
+        raise RuntimeError(f"{run.farm_id}: no reading of {', '.join(missing)} on the broker")
+    expected = round(bill.window_s / status_interval_s(cfg))
+    if bill.statuses_in_window != expected:  # the window would bill too many or too few
+        raise RuntimeError(
+            f"{run.farm_id}: {bill.statuses_in_window} status messages in a window of "
+            f"{bill.window_s:.0f} s, expected {expected}"
+        )
+    log.info("%s: readings on the broker by sensor: %s", run.farm_id, delivered)
+    return bill
 
 
 def measure_reconnect(proxy: CountingProxy, marker: Any) -> Counts:
@@ -589,14 +654,22 @@ def measure_reconnect(proxy: CountingProxy, marker: Any) -> Counts:
     return _with_syn_ack(proxy.latest(), 1) + cut
 
 
+def baseline_window(farm: FarmConfig, agent_id: str, at_least_s: float) -> float:
+    """The shortest multiple of ``at_least_s`` that holds whole intervals of every sensor: each
+    sends the same number of readings whatever the window's phase."""
+    intervals = (int(sensor_interval(farm, agent_id, s)) for s in farm.sensors_of(agent_id))
+    return float(math.lcm(int(at_least_s), *intervals))
+
+
 def measure_baseline(base: BaselinePublisher, cfg: BillConfig) -> LinkBill:
-    """The baseline's window (aligned between sample instants) and one reconnect."""
+    """The baseline's window (aligned between sample instants, stretched to a multiple of
+    every sensor's interval: a LoRaWAN device's 20 minutes too) and one reconnect."""
     wait_for(lambda: base.acked >= 1, 60, "baseline connected")
     period = min(
         sensor_interval(base.config, base.agent_id, s)
-        for s in billed_sensors(base.config, base.agent_id)
+        for s in base.config.sensors_of(base.agent_id)
     )
-    window_s = cfg.baseline_window_s
+    window_s = baseline_window(base.config, base.agent_id, cfg.baseline_window_s)
     first_connect = _with_syn_ack(base.proxy.totals(), 1)
     start = base.t0 + period * (1 + int((time.monotonic() - base.t0) / period)) + period / 2
     time.sleep(max(0.0, start - time.monotonic()))
@@ -756,7 +829,7 @@ def measure(influx_url: str, workdir: Path, cfg: BillConfig) -> list[LinkBill]:
             rigs.append(rig)
             mqtt_cfg = replace(cfg, full_handshake_port=rig.full_handshake_port)
             watch = rig.start()
-            jobs += [partial(measure_agent, run, watch, mqtt_cfg) for run in rig.runs]
+            jobs += [partial(measure_broker_agent, run, watch, mqtt_cfg) for run in rig.runs]
             jobs += [partial(measure_baseline, base, mqtt_cfg) for base in rig.bases]
         if cfg.hub_farms:
             hub = HubRig(workdir / "hub", cfg)
@@ -794,7 +867,9 @@ def main(argv: list[str] | None = None) -> int:
     from farmwatch_local.services import InfluxServer
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bill", description=__doc__)
-    parser.add_argument("--batches", type=int, default=1)
+    parser.add_argument(
+        "--batches", type=int, default=0, help="batch periods (0: whole status intervals)"
+    )
     parser.add_argument("--drop-every-h", type=float, default=4.0)
     parser.add_argument("--farm", action="append", help="farm id (default: all three)")
     parser.add_argument(

@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
     parser.add_argument("--output", type=Path, default=DOC, help="markdown file to update")
     parser.add_argument(
-        "--bill-batches", type=int, default=1, help="batch periods in the bill's steady window"
+        "--bill-batches",
+        type=int,
+        default=0,
+        help="batch periods in the bill's steady window (0: whole status intervals, 3 shipped)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -301,9 +304,10 @@ def run_alert_latency(workdir: Path) -> list[Result]:
 def run_bill(stack: Stack, workdir: Path, batches: int, extra: list[str]) -> list[Result]:
     """Benchmark 5: the data bill per farm-month over TLS, against the JSON-per-reading baseline."""
     cfg = bill.BillConfig(batches=batches)
+    periods = bill.steady_batches(cfg)
     progress(
         f"bill: three farms and their baselines, {', '.join(cfg.hub_farms)} on the hub, "
-        f"{batches} batch periods of steady state"
+        f"{periods} batch periods of steady state"
     )
     bills = bill.measure(stack.influx.url, workdir / "bill", cfg)
     agents = {b.farm: b for b in bills if b.who == "farmwatch"}
@@ -313,7 +317,8 @@ def run_bill(stack: Stack, workdir: Path, batches: int, extra: list[str]) -> lis
         "- Data bill (5, 5b, 5c): `benchmarks/bill.py`; per farm the shipped agent over the "
         "shipped TLS listener through a counting proxy (kernel TCP_INFO of the agent's socket: "
         "TLS bytes and segments both ways, + 52 B TCP/IP per segment), steady state over "
-        f"{batches} batch periods scaled to a day, plus a link drop every "
+        f"{periods} batch periods (whole status intervals: the hourly status is in it) scaled "
+        "to a day, plus a link drop every "
         f"{bill.BillConfig().drop_every_h:g} h (full reconnect); month = 30 days. Baseline: one "
         "JSON message per reading, QoS 1, MQTT 3.1.1, 60 s keepalive, TLS, same rates, same run."
     )

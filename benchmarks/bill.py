@@ -74,6 +74,7 @@ from farmwatch_shared.contract import (
     readings_topic,
 )
 from farmwatch_shared.farm.model import BusSource, FarmConfig, SensorConfig, load_farm_config
+from farmwatch_shared.hub.server_config import ClusterPlan
 
 log = logging.getLogger(__name__)
 DAY_S = 86_400
@@ -529,6 +530,8 @@ class BillConfig:
     hub_farms: tuple[str, ...] = ("oax-mixteca",)
     """Farms whose agent is measured on the hub too (``transport=jetstream``,
     ``benchmarks/bill_hub.py``)."""
+    hub_server_ping_s: int = ClusterPlan.client_ping_interval_s
+    """How long an agent may be quiet before the node pings it (the shipped plan's default)."""
     hub_batches: int = 3
     """The hub agents' window in batch periods: an hour, so that its presence puts and pings
     (every 30 minutes) are in it in proportion, as the batches are."""
@@ -879,6 +882,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only", choices=("mqtt", "hub"), help="measure one transport (default: both)"
     )
     parser.add_argument("--hub-batches", type=int, default=BillConfig.hub_batches)
+    parser.add_argument(
+        "--hub-server-ping-s",
+        type=int,
+        default=BillConfig.hub_server_ping_s,
+        help="how long a quiet agent waits for the node's ping (the plan's client_ping_interval_s)",
+    )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the agent")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -889,6 +898,7 @@ def main(argv: list[str] | None = None) -> int:
         farms=() if args.only == "hub" else tuple(args.farm or FARMS),
         hub_farms=() if args.only == "mqtt" else tuple(args.hub_farm or ("oax-mixteca",)),
         hub_batches=args.hub_batches,
+        hub_server_ping_s=args.hub_server_ping_s,
     )
     with tempfile.TemporaryDirectory(prefix="farmwatch-bill-") as tmp:
         influx = InfluxServer(data_dir=Path(tmp) / "influxdb")

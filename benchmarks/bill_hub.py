@@ -167,7 +167,12 @@ class HubRig:
         self.cfg = cfg
         store = 2 * HubLimits().max_bytes  # the stream and the bucket, as `apply` sizes them
         self.node = NatsCluster(
-            workdir / "node", cfg.hub_farms, size=1, tls=True, max_file_store=store
+            workdir / "node",
+            cfg.hub_farms,
+            size=1,
+            tls=True,
+            max_file_store=store,
+            client_ping_interval_s=cfg.hub_server_ping_s,
         )
         self.second = NatsCluster(
             workdir / "second",
@@ -175,6 +180,7 @@ class HubRig:
             size=1,
             tls=True,
             max_file_store=store,
+            client_ping_interval_s=cfg.hub_server_ping_s,
             passwords=dict(self.node.passwords),
         )
         self.watch: HubWatch | None = None

@@ -72,6 +72,8 @@ class PlanFile(BaseModel):
     sync_interval: str = "default"
     max_file_store_gb: int = Field(default=64, ge=1)
     listen_all: bool = True
+    client_ping_interval_s: int = Field(default=ClusterPlan.client_ping_interval_s, ge=1)
+    """How long a client may be quiet before its node pings it (agents on paid links)."""
     nodes: list[PlanNode]
 
     def plan(self) -> ClusterPlan:
@@ -85,6 +87,7 @@ class PlanFile(BaseModel):
             sync_interval=self.sync_interval,
             max_file_store=self.max_file_store_gb * 1024**3,
             listen_all=self.listen_all,
+            client_ping_interval_s=self.client_ping_interval_s,
         )
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from edge.batching import max_uncompressed_readings
 from edge.uplink import COMMIT_TIMEOUT_MAX_S
 from farmwatch_shared.envsettings import EnvSettings
+from farmwatch_shared.hub.layout import HubLimits
 from farmwatch_shared.hub.settings import HubSettings
 from farmwatch_shared.mqtt import MqttEndpoint
 from farmwatch_shared.settings import MqttSettings, Port, is_loopback_host, read_secret_file
@@ -114,6 +115,17 @@ class EdgeSettings(EnvSettings, MqttSettings, LorawanBrokerSettings, HubSettings
     the link alive, no ping is sent, and the link is idle at most a batch age (20 minutes); a
     carrier whose NAT forgets idle connections sooner needs a shorter one, at 204 bytes a ping
     (docs/deploy.md, "Cellular links")."""
+    nats_ping_interval_s: float = Field(default=1800.0, gt=0)
+    """On the hub: nats-py pings the node this often whatever else the agent sends (212 bytes
+    on the wire each); the batches keep a NAT's mapping alive, and a dead link shows on the
+    next batch (its publish is not acknowledged, TCP gives up). Three unanswered pings and the
+    agent reconnects: a node that stopped answering is left after 2 hours at this interval
+    (docs/scale-out.md, "Cellular links"). The services keep 10 s."""
+    nats_presence_ttl_s: float = Field(default=HubLimits().presence_ttl_s, gt=0)
+    """On the hub: the presence bucket's TTL as ``farmwatch-hub apply --presence-ttl-s`` set
+    it (4500 s). The agent does not send it; start-up and ``--check-config`` refuse a
+    ``nats_presence_interval_s`` that is not below half of it (one put that did not arrive
+    would read as the agent offline)."""
     clock_check: Literal["plausible", "ntp"] = "plausible"
     """"ntp" on a Pi without a real-time clock (what deploy/install-edge.sh sets): hold readings
     until NTP synchronised the clock (systemd-timesyncd or the kernel say so), since
@@ -129,5 +141,17 @@ class EdgeSettings(EnvSettings, MqttSettings, LorawanBrokerSettings, HubSettings
                 f"compress=false: {self.batch_max_readings} readings (batch_max_readings) do "
                 f"not fit in one message of max_packet_bytes={self.max_packet_bytes}; at most "
                 f"{fits} do: lower batch_max_readings or set compress=true"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _presence_outlives_a_lost_put(self) -> EdgeSettings:
+        interval, ttl = self.nats_presence_interval_s, self.nats_presence_ttl_s
+        if self.transport == "jetstream" and 2 * interval >= ttl:
+            raise ValueError(
+                f"nats_presence_interval_s={interval:g} con nats_presence_ttl_s={ttl:g}: el "
+                "agente se vería fuera de línea con una presencia perdida / the agent would "
+                "read as offline after one lost presence put: the interval must be below half "
+                f"the bucket's TTL (farmwatch-hub apply --presence-ttl-s), under {ttl / 2:g} s"
             )
         return self

@@ -99,6 +99,8 @@ class NatsCluster:
     sync_interval: str = "default"
     max_file_store: int = 2 * 1024**3
     """JetStream file storage a node may reserve (the stream's ``max_bytes`` must fit)."""
+    client_ping_interval_s: int = ClusterPlan.client_ping_interval_s
+    """How long a client may be quiet before its node pings it (the shipped plan's default)."""
     passwords: dict[str, str] = field(default_factory=dict)
     nodes: list[NatsNode] = field(default_factory=list)
     ca_file: Path | None = None
@@ -128,6 +130,7 @@ class NatsCluster:
             ),
             sync_interval=self.sync_interval,
             max_file_store=self.max_file_store,
+            client_ping_interval_s=self.client_ping_interval_s,
         )
         certs = self.data_dir / "certs"
         if self.tls:

@@ -121,9 +121,11 @@ class HubLimits:
     """Stream bytes per node; when full, publishes are refused (agents keep their readings)."""
     duplicate_window_s: float = 1200.0
     """A batch sent again within this window (same ``Nats-Msg-Id``) is stored once."""
-    presence_ttl_s: float = 180.0
+    presence_ttl_s: float = 4500.0
     """An agent whose presence was not renewed for this long is offline (its key ages out and
-    the server places a marker: the last will). Above the agents' ``status_interval_s``."""
+    the server places a marker: the last will). Above the agents' ``nats_presence_interval_s``
+    (1800 s) with room for one put that did not arrive: a killed agent reads as offline 45 to
+    75 minutes after it died, as an MQTT agent's last will comes 45 minutes after its link."""
     marker_ttl_s: float = 7 * 24 * 3600.0
     """How long that marker stays for a presence consumer that is down to read."""
     ack_wait_s: float = 30.0

@@ -70,6 +70,11 @@ class NatsLink:
         """Connected to a node now."""
         return self._connected.is_set()
 
+    @property
+    def tls_resumed(self) -> bool:
+        """Whether the current connection resumed an earlier TLS session (tls_resume)."""
+        return self._tls is not None and self._tls.resumed()
+
     def wait_connected(self, timeout_s: float) -> bool:
         """Wait until connected; False after ``timeout_s``."""
         return self._connected.wait(timeout_s)
@@ -184,6 +189,8 @@ class NatsLink:
     async def _reconnected(self) -> None:
         client = self._client
         url = client.connected_url if client is not None else None
+        if self._tls is not None:  # the PONG was read: a TLS 1.3 ticket came before it
+            self._tls.remember()
         log.info(
             "Conectado a NATS / connected to NATS: %s",
             url.netloc if url is not None else "?",

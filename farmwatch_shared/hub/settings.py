@@ -27,10 +27,16 @@ class HubSettings(BaseModel):
     nats_password_file: Path | None = None
     nats_tls_ca_file: Path | None = None
     """The hub's CA certificate (``deploy/nats/make-tls-certs.sh``): with ``tls://`` URLs."""
-    nats_presence_interval_s: float = Field(default=60.0, gt=0)
-    """How often an agent puts its presence; keep it well below the bucket's TTL
-    (``farmwatch-hub apply --presence-ttl-s``, 180 s) or the agent reads as offline between
-    two puts. (``status_interval_s`` is the MQTT status's.)"""
+    nats_presence_interval_s: float = Field(default=1800.0, gt=0)
+    """How often an agent puts its presence (and when it connects); keep it well below the
+    bucket's TTL (``farmwatch-hub apply --presence-ttl-s``, 4500 s) or the agent reads as
+    offline between two puts. The batches are its sign of life in between; a put costs about
+    560 bytes on the wire (docs/scale-out.md, "Cellular links"). (``status_interval_s`` is the
+    MQTT status's.)"""
+    nats_ping_interval_s: float = Field(default=10.0, gt=0)
+    """How often the client pings the node it is connected to, whatever else it sends (nats-py
+    does not skip a ping for traffic); three unanswered pings and it reconnects to another.
+    The agent's default is far longer (``EdgeSettings``): a ping is 212 bytes on its link."""
     nats_ack_timeout_s: float = Field(default=10.0, gt=0, le=300)
     """How long an agent's publish waits for the stream's acknowledgement before the batch is
     sent again (a leader election takes 2–5 s)."""
@@ -59,6 +65,7 @@ class HubSettings(BaseModel):
             user=self.nats_username,
             password=self.nats_password,
             tls_ca_file=self.nats_tls_ca_file,
+            ping_interval_s=self.nats_ping_interval_s,
         )
 
     def nats_cleartext_warning(self) -> str | None:

@@ -84,3 +84,16 @@ def test_agent_collector_and_alerts_check_their_hub_settings(tmp_path: Path) -> 
     )
     assert broken.returncode == 2
     assert "missing-ca.crt" in broken.stderr
+
+
+def test_the_agent_refuses_a_presence_interval_its_bucket_would_age_out() -> None:
+    farm = {"FARMWATCH_EDGE_FARM_FILE": str(FARM_FILES / "oax-mixteca.toml")}
+    hub = farm | {"FARMWATCH_EDGE_TRANSPORT": "jetstream", "FARMWATCH_EDGE_NATS_SERVERS": SERVERS}
+    hourly = {"FARMWATCH_EDGE_NATS_PRESENCE_INTERVAL_S": "3600"}
+    refused = _run("edge.cli", hub | hourly)
+    assert refused.returncode == 2
+    assert "nats_presence_interval_s=3600" in refused.stderr
+    assert "presence-ttl-s" in refused.stderr
+    longer = _run("edge.cli", hub | hourly | {"FARMWATCH_EDGE_NATS_PRESENCE_TTL_S": "9000"})
+    assert longer.returncode == 0, longer.stderr
+    assert _run("edge.cli", farm | hourly).returncode == 0  # on MQTT it is not read

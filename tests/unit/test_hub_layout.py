@@ -138,6 +138,11 @@ def test_a_node_config_routes_to_the_others_with_tls_and_holds_no_password() -> 
     assert 'sync_interval: "always"' in node_config(
         always, "n2", store_dir=Path("/s"), users=users, tls=None
     )
+    assert 'ping_interval: "1800s"' in text  # agents on paid links are not pinged every 2 min
+    quick = ClusterPlan("fw", plan.nodes, client_ping_interval_s=120)
+    assert 'ping_interval: "120s"' in node_config(
+        quick, "n1", store_dir=Path("/s"), users=users, tls=None
+    )
     assert "farmwatch.v1.oax-mixteca.*.readings" in text
     assert re.search(r'password: "\$2b\$', text)
     with pytest.raises(ValueError, match="bcrypt"):

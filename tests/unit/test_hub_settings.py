@@ -11,6 +11,7 @@ from pydantic import SecretStr, ValidationError
 from collector.alerts.settings import AlertSettings
 from collector.settings import CollectorSettings
 from edge.settings import EdgeSettings
+from farmwatch_shared.hub.layout import HubLimits
 
 FARM = Path("farm.toml")
 
@@ -67,3 +68,46 @@ def test_the_alerting_service_on_the_hub_needs_the_nodes_too() -> None:
         modem_port="/dev/ttyUSB2", api_listen="", transport="jetstream", nats_servers="tls://h:1"
     )
     assert settings.nats_endpoint("alerts").servers == ("tls://h:1",)
+
+
+def test_an_agent_pings_the_hub_rarely_and_the_services_often() -> None:
+    url = "tls://hub1:4222"
+    edge = EdgeSettings(farm_file=FARM, transport="jetstream", nats_servers=url)
+    assert edge.nats_endpoint("edge").ping_interval_s == 1800
+    collector = CollectorSettings(transport="jetstream", nats_servers=url)
+    assert collector.nats_endpoint("collector").ping_interval_s == 10
+    alerts = AlertSettings(
+        modem_port="/dev/ttyUSB2", api_listen="", transport="jetstream", nats_servers=url
+    )
+    assert alerts.nats_endpoint("alerts").ping_interval_s == 10
+    custom = EdgeSettings(
+        farm_file=FARM, transport="jetstream", nats_servers=url, nats_ping_interval_s=240
+    )
+    assert custom.nats_endpoint("edge").ping_interval_s == 240
+
+
+def test_the_presence_ttl_outlasts_a_lost_presence_put() -> None:
+    shipped = EdgeSettings(farm_file=FARM, transport="jetstream", nats_servers="tls://h:1")
+    assert shipped.nats_presence_ttl_s == HubLimits().presence_ttl_s  # what `apply` creates
+    assert 2 * shipped.nats_presence_interval_s < shipped.nats_presence_ttl_s
+    with pytest.raises(ValidationError, match="under 2250 s"):
+        EdgeSettings(
+            farm_file=FARM,
+            transport="jetstream",
+            nats_servers="tls://h:1",
+            nats_presence_interval_s=2250,
+        )
+    with pytest.raises(ValidationError, match="nats_presence_ttl_s=180"):  # the old bucket
+        EdgeSettings(
+            farm_file=FARM, transport="jetstream", nats_servers="tls://h:1", nats_presence_ttl_s=180
+        )
+    hourly = EdgeSettings(
+        farm_file=FARM,
+        transport="jetstream",
+        nats_servers="tls://h:1",
+        nats_presence_interval_s=3600,
+        nats_presence_ttl_s=9000,
+    )
+    assert hourly.nats_presence_interval_s == 3600
+    mqtt = EdgeSettings(farm_file=FARM, nats_presence_interval_s=3600)  # not read on MQTT
+    assert mqtt.transport == "mqtt"

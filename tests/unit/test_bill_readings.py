@@ -3,7 +3,14 @@ LoRaWAN ones included, and the baseline's window holds whole intervals of each."
 
 from __future__ import annotations
 
-from benchmarks.bill import LORAWAN_UPLINK_S, baseline_window, readings_per_day, sensor_interval
+from benchmarks.bill import (
+    LORAWAN_UPLINK_S,
+    BillConfig,
+    baseline_window,
+    readings_per_day,
+    sensor_interval,
+    steady_batches,
+)
 from benchmarks.common import FARM_FILES
 from farmwatch_shared.farm.model import LorawanSource, load_farm_config
 
@@ -23,3 +30,11 @@ def test_baseline_window_holds_whole_intervals() -> None:
     mixteca = load_farm_config(FARM_FILES / "oax-mixteca.toml")
     assert baseline_window(frailesca, "pi-1", 300.0) == 1200.0
     assert baseline_window(mixteca, "pi-1", 300.0) == 300.0
+
+
+def test_the_agents_window_holds_whole_status_intervals() -> None:
+    # shipped: batch age 20 min, status hourly; a set number of periods is taken as it is
+    assert steady_batches(BillConfig()) == 3
+    assert steady_batches(BillConfig(edge_env={"FARMWATCH_EDGE_BATCH_MAX_AGE_S": "900"})) == 4
+    assert steady_batches(BillConfig(edge_env={"FARMWATCH_EDGE_STATUS_INTERVAL_S": "600"})) == 1
+    assert steady_batches(BillConfig(batches=2)) == 2

@@ -517,8 +517,8 @@ class BillConfig:
     batches: int = 0
     """Batch periods in the agent's steady-state window: from 2 s after the batch the agent
     sends at start to 2 s after the one its batch age sends ``batches`` periods later (urgent
-    batches in between count as well). 0: the fewest that hold whole status intervals too
-    (``steady_batches``), so that the hourly status is in the bill."""
+    batches in between count as well). 0: ``steady_batches`` (whole status intervals when
+    a status heartbeat falls between two drops, so that it is in the bill)."""
     drop_every_h: float = 4.0
     edge_env: dict[str, str] = field(default_factory=dict)
     """Settings changed from the shipped ones (empty: today's defaults)."""
@@ -554,13 +554,33 @@ def status_interval_s(cfg: BillConfig) -> float:
     return float(cfg.edge_env.get("FARMWATCH_EDGE_STATUS_INTERVAL_S", default))
 
 
+STEADY_BATCHES = 3
+"""Batch periods in the window when no status heartbeat falls between two drops: an hour at
+the shipped batch age."""
+
+
+def heartbeats_between_drops(cfg: BillConfig) -> bool:
+    """Whether the agent's status heartbeat comes before the next link drop does: otherwise
+    every status without news is the one put on each reconnect, billed with the reconnect
+    (``edge/status_schedule.py``: a put restarts the heartbeat)."""
+    return status_interval_s(cfg) < cfg.drop_every_h * 3600
+
+
 def steady_batches(cfg: BillConfig) -> int:
-    """Batch periods in the agent's window: ``cfg.batches``, or the fewest whose length is a
-    whole number of status intervals as well (shipped: 20 min and 1 h, three periods)."""
+    """Batch periods in the agent's window: ``cfg.batches``; or, when heartbeats fall between
+    drops, the fewest whose length is a whole number of status intervals as well (20 min and
+    1 h: three periods); else ``STEADY_BATCHES``."""
     if cfg.batches:
         return cfg.batches
+    if not heartbeats_between_drops(cfg):
+        return STEADY_BATCHES
     age, status = round(batch_age_s(cfg)), round(status_interval_s(cfg))
     return math.lcm(age, status) // age
+
+
+def expected_statuses(cfg: BillConfig, window_s: float) -> int:
+    """Status heartbeats an agent without news puts in a steady window of ``window_s``."""
+    return round(window_s / status_interval_s(cfg)) if heartbeats_between_drops(cfg) else 0
 
 
 class Watch(Protocol):
@@ -633,11 +653,12 @@ def measure_broker_agent(run: AgentRun, watch: BrokerWatch, cfg: BillConfig) -> 
     missing = [s.id for s in run.config.sensors_of(run.agent_id) if not delivered.get(s.id)]
     if missing:
         raise RuntimeError(f"{run.farm_id}: no reading of {', '.join(missing)} on the broker")
-    expected = round(bill.window_s / status_interval_s(cfg))
+    expected = expected_statuses(cfg, bill.window_s)
     if bill.statuses_in_window != expected:  # the window would bill too many or too few
         raise RuntimeError(
             f"{run.farm_id}: {bill.statuses_in_window} status messages in a window of "
-            f"{bill.window_s:.0f} s, expected {expected}"
+            f"{bill.window_s:.0f} s, expected {expected} (a status with news in a steady "
+            "state, or a window that misses a heartbeat)"
         )
     log.info("%s: readings on the broker by sensor: %s", run.farm_id, delivered)
     return bill

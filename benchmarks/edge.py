@@ -288,6 +288,7 @@ def shipped_agent(
         clock_guard=guard,
         boot_id=boot_id,
         status_interval_s=shipped.status_interval_s,
+        batch_max_readings=shipped.batch_max_readings,
     )
     return agent, transport
 

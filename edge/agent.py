@@ -20,6 +20,7 @@ from edge.lorawan.source import LorawanReader
 from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from edge.serial_source import SerialLineSource
+from edge.status_schedule import StatusNews, StatusSchedule
 from edge.transport import Transport
 from farmwatch_shared.clock import Clock
 from farmwatch_shared.contract import AgentStatus
@@ -49,6 +50,7 @@ class EdgeAgent:
         clock_guard: ClockGuard,
         boot_id: str,
         status_interval_s: float,
+        batch_max_readings: int,
         pollers: Sequence[BusPoller] = (),
         lorawan: LorawanReader | None = None,
     ) -> None:
@@ -61,6 +63,7 @@ class EdgeAgent:
         self._clock = clock
         self._problems = problems
         self._status_interval_s = status_interval_s
+        self._batch_max_readings = batch_max_readings
         self.clock_guard = clock_guard
         self._boot_id = boot_id
         self._needs_clock_correction = True
@@ -123,20 +126,32 @@ class EdgeAgent:
 
     def _uplink(self, stop: threading.Event) -> None:
         uplink, signals = self._transport.uplink, self._signals
-        next_status = self._clock.monotonic() + self._status_interval_s
+        schedule = StatusSchedule(self._status_interval_s, self._clock.monotonic())
+        batches_seen = uplink.messages_sent
         while not stop.is_set():
             self._release_held_readings()
             progressed = uplink.pump()
-            now = self._clock.monotonic()
-            if self._transport.connected and (signals.status_due.is_set() or now >= next_status):
-                signals.status_due.clear()
-                self._transport.put_status(self.status("online" if self.alive() else "offline"))
-                next_status = now + self._status_interval_s
+            if self._transport.connected:
+                now = self._clock.monotonic()
+                connected = signals.status_due.is_set()
+                batch_went = uplink.messages_sent != batches_seen
+                if schedule.must_put(now, connected=connected) or batch_went:
+                    batches_seen = uplink.messages_sent
+                    self._maybe_put_status(schedule, now, connected)
             if not progressed:
                 signals.wake.wait(0.05)
                 signals.wake.clear()
         if self._supervisor is not None and self._supervisor.failed is None:
             self._drain(timeout_s=2.0)
+
+    def _maybe_put_status(self, schedule: StatusSchedule, now: float, connected: bool) -> None:
+        """Put the status if the schedule says so, or if it has news (a batch just went)."""
+        status = self.status("online" if self.alive() else "offline")
+        news = StatusNews.of(status, self._batch_max_readings)
+        if schedule.must_put(now, connected=connected) or schedule.is_news(news):
+            self._signals.status_due.clear()
+            self._transport.put_status(status)
+            schedule.put(now, news)
 
     def _release_held_readings(self) -> None:
         if not self.clock_guard.trusted():

@@ -298,6 +298,7 @@ def build_agent(
             clock_guard=guard,
             boot_id=boot_id,
             status_interval_s=_status_interval(settings)[1],
+            batch_max_readings=settings.batch_max_readings,
             pollers=pollers,
             lorawan=lorawan,
         )

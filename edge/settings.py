@@ -106,9 +106,10 @@ class EdgeSettings(EnvSettings, MqttSettings, LorawanBrokerSettings, HubSettings
     """A batch the broker acknowledged but the collector has not confirmed stored after this
     long is sent again (then after 2×, 4×… up to an hour)."""
     inflight_window: int = Field(default=8, ge=1, le=1000)
-    status_interval_s: float = Field(default=3600.0, gt=0)
-    """Refresh of the retained status (also sent on every connect and at a clean stop); the
-    batches are the agent's sign of life in between (docs/performance.md, figure 5)."""
+    status_interval_s: float = Field(default=21600.0, gt=0)
+    """Refresh of the retained status when it has no news (it is also sent on every connect,
+    with the next batch when it has news, and at a clean stop: ``edge/status_schedule.py``);
+    the batches are the agent's sign of life in between (docs/performance.md, figure 5)."""
     mqtt_keepalive_s: int = Field(default=1800, ge=5, le=65535)
     """With nothing else to send the agent pings this often, and the broker drops it (last
     will) after 1.5 times as long without a word. Longer than the batch age: the batches keep

@@ -1,6 +1,7 @@
 """What the edge agent needs from its transport (MQTT, ``edge/transport_mqtt.py``, or the hub,
 ``edge/transport_hub.py``): the link started and stopped, whether it is connected now, the
-uplink the agent pumps, and the status put periodically and once more at a clean stop.
+uplink the agent pumps, and the status put when the agent's schedule says
+(``edge/status_schedule.py``) and once more at a clean stop.
 
 The agent (``edge/agent.py``) owns the rest: its threads under one supervisor, the clock
 correction of held readings, when a status is due. A transport's own threads (paho's network
@@ -57,6 +58,10 @@ class UplinkPump(Protocol):
     @property
     def inflight(self) -> int:
         """Messages published and not yet acknowledged."""
+
+    @property
+    def messages_sent(self) -> int:
+        """Batch messages published so far (the agent puts a status with news after one)."""
 
     def pump(self) -> bool:
         """Process events and publish what is due; return whether anything happened."""

@@ -163,6 +163,7 @@ def start_agent(
     max_packet_bytes: int = 256 * 1024,
     payload_version: int = 2,
     urgent_fall_pct: float | None = 10.0,
+    status_interval_s: float = 5.0,
 ) -> RunningAgent:
     """An agent for ``farm`` reading an emulated microcontroller on a pty, wired as
     ``farmwatch-edge`` wires it (the farm's calibration records, the clock guard's trust)."""
@@ -217,7 +218,8 @@ def start_agent(
         committer=committer,
         clock_guard=guard,
         boot_id=boot_id,
-        status_interval_s=5.0,
+        status_interval_s=status_interval_s,
+        batch_max_readings=batch_max_readings,
     )
     running = RunningAgent(agent, transport, mcu, link, outbox, problems, source)
     running.thread = threading.Thread(target=agent.run, args=(running.stop_event,), daemon=True)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from benchmarks.bill import (
     LORAWAN_UPLINK_S,
+    STEADY_BATCHES,
     BillConfig,
     baseline_window,
+    expected_statuses,
+    heartbeats_between_drops,
     readings_per_day,
     sensor_interval,
     steady_batches,
@@ -32,9 +35,19 @@ def test_baseline_window_holds_whole_intervals() -> None:
     assert baseline_window(mixteca, "pi-1", 300.0) == 300.0
 
 
-def test_the_agents_window_holds_whole_status_intervals() -> None:
-    # shipped: batch age 20 min, status hourly; a set number of periods is taken as it is
-    assert steady_batches(BillConfig()) == 3
-    assert steady_batches(BillConfig(edge_env={"FARMWATCH_EDGE_BATCH_MAX_AGE_S": "900"})) == 4
+def test_the_agents_window_holds_whole_status_intervals_when_heartbeats_fall_between_drops() -> (
+    None
+):
+    # shipped: batch age 20 min, heartbeat 6 h, a drop every 4 h: the reconnect puts each status
+    assert not heartbeats_between_drops(BillConfig())
+    assert steady_batches(BillConfig()) == STEADY_BATCHES == 3
+    assert expected_statuses(BillConfig(), 3600.0) == 0
+    hourly = BillConfig(edge_env={"FARMWATCH_EDGE_STATUS_INTERVAL_S": "3600"})
+    assert heartbeats_between_drops(hourly)
+    assert steady_batches(hourly) == 3
+    assert expected_statuses(hourly, 3600.0) == 1
+    quarter = {"FARMWATCH_EDGE_STATUS_INTERVAL_S": "3600", "FARMWATCH_EDGE_BATCH_MAX_AGE_S": "900"}
+    assert steady_batches(BillConfig(edge_env=quarter)) == 4
     assert steady_batches(BillConfig(edge_env={"FARMWATCH_EDGE_STATUS_INTERVAL_S": "600"})) == 1
+    assert not heartbeats_between_drops(BillConfig(drop_every_h=1.0, edge_env=hourly.edge_env))
     assert steady_batches(BillConfig(batches=2)) == 2

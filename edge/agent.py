@@ -135,20 +135,21 @@ class EdgeAgent:
                 now = self._clock.monotonic()
                 connected = signals.status_due.is_set()
                 batch_went = uplink.messages_sent != batches_seen
-                if schedule.must_put(now, connected=connected) or batch_went:
+                must = schedule.must_put(now, connected=connected)
+                if must or batch_went:
                     batches_seen = uplink.messages_sent
-                    self._maybe_put_status(schedule, now, connected)
+                    self._maybe_put_status(schedule, now, must)
             if not progressed:
                 signals.wake.wait(0.05)
                 signals.wake.clear()
         if self._supervisor is not None and self._supervisor.failed is None:
             self._drain(timeout_s=2.0)
 
-    def _maybe_put_status(self, schedule: StatusSchedule, now: float, connected: bool) -> None:
-        """Put the status if the schedule says so, or if it has news (a batch just went)."""
+    def _maybe_put_status(self, schedule: StatusSchedule, now: float, must: bool) -> None:
+        """Put the status if it ``must`` go, or if it has news (a batch just went)."""
         status = self.status("online" if self.alive() else "offline")
         news = StatusNews.of(status, self._batch_max_readings)
-        if schedule.must_put(now, connected=connected) or schedule.is_news(news):
+        if must or schedule.is_news(news):
             self._signals.status_due.clear()
             self._transport.put_status(status)
             schedule.put(now, news)

@@ -7,20 +7,13 @@ from pathlib import Path
 
 from support.clocks import FrozenClock
 from support.harness import collector_settings, start_agent, start_collector
+from support.sensors import PROBE
 from support.servers import Broker, Influx
 from support.waiting import wait_for
 
 from edge.clock_guard import PLAUSIBLE_AFTER_MS, ClockGuard
-from farmwatch_shared.contract import ReadingFlag, SensorKind
-from farmwatch_shared.farm.model import SoilMoistureSensor
+from farmwatch_shared.contract import ReadingFlag
 
-PROBE = SoilMoistureSensor(
-    id="probe",
-    agent="pi-1",
-    channel="S1",
-    kind=SensorKind.SOIL_MOISTURE,
-    coefficients=(0.0, 0.001),
-)
 BOOTED_AT = 86_400_000  # 1970-01-02: a Pi without a real-time clock, before NTP
 SYNCED_AT = 1_795_000_000_000
 

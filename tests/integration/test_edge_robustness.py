@@ -10,6 +10,7 @@ import msgspec
 from pydantic import SecretStr
 from support.clocks import FrozenClock
 from support.harness import collector_settings, start_agent, start_collector
+from support.sensors import PROBE
 from support.servers import Broker, Influx
 from support.waiting import wait_for
 
@@ -18,17 +19,8 @@ from edge.outbox import Outbox
 from edge.uplink import EventQueue, Puback, Uplink
 from edge.urgency import Urgency
 from farmwatch_shared.contract import AgentStatus, Reading, SensorKind, status_topic
-from farmwatch_shared.farm.model import SoilMoistureSensor
 from farmwatch_shared.mqtt import MqttEndpoint, MqttSession
 from farmwatch_shared.problems import ProblemLog
-
-PROBE = SoilMoistureSensor(
-    id="probe",
-    agent="pi-1",
-    channel="S1",
-    kind=SensorKind.SOIL_MOISTURE,
-    coefficients=(0.0, 0.001),
-)
 
 
 def test_outbox_bound_drops_the_oldest_counts_them_and_reports_them_in_the_status(

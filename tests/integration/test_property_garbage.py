@@ -11,22 +11,14 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.harness import edge_committer
+from support.sensors import PROBE
 
 from edge.mcu_link import McuLink
 from edge.outbox import Outbox
 from farmwatch_shared.clock import SystemClock
-from farmwatch_shared.contract import SensorKind
-from farmwatch_shared.farm.model import SoilMoistureSensor
 from farmwatch_shared.mcu_protocol import LineAssembler, McuReading, reading_line
 from farmwatch_shared.problems import ProblemLog
 
-PROBE = SoilMoistureSensor(
-    id="probe",
-    agent="pi-1",
-    channel="S1",
-    kind=SensorKind.SOIL_MOISTURE,
-    coefficients=(0.0, 0.001),
-)
 garbage = st.binary(max_size=300) | st.sampled_from(
     [
         b"$",

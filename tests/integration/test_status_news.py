@@ -7,19 +7,11 @@ import time
 from pathlib import Path
 
 from support.harness import RunningAgent, collector_settings, start_agent, start_collector
+from support.sensors import PROBE
 from support.servers import Broker, Influx
 from support.waiting import wait_for
 
-from farmwatch_shared.contract import SensorKind, decode_status, status_topic
-from farmwatch_shared.farm.model import SoilMoistureSensor
-
-PROBE = SoilMoistureSensor(
-    id="probe",
-    agent="pi-1",
-    channel="S1",
-    kind=SensorKind.SOIL_MOISTURE,
-    coefficients=(0.0, 0.001),
-)
+from farmwatch_shared.contract import decode_status, status_topic
 
 
 def send_batch(agent: RunningAgent, raw: float) -> None:

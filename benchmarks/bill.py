@@ -52,7 +52,15 @@ from typing import Any, Protocol
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from benchmarks.common import COLLECTOR_USER, FARM_FILES, FARMS, Endpoint, close, subscribe
+from benchmarks.common import (
+    COLLECTOR_USER,
+    FARM_FILES,
+    FARMS,
+    Endpoint,
+    close,
+    mqtt_env,
+    subscribe,
+)
 from edge.settings import EdgeSettings
 from farmwatch_emulators.farm import FarmEmulator
 from farmwatch_emulators.field_buses import FarmBuses
@@ -60,7 +68,7 @@ from farmwatch_emulators.mcu import McuEmulator
 from farmwatch_emulators.pty_link import PtyLink
 from farmwatch_emulators.scenario import DroughtScenario, raw_for
 from farmwatch_local.demo_lorawan import UPLINK_EVERY_SIM_S, FarmRadio, NetworkServer
-from farmwatch_local.services import REPO_ROOT, MosquittoServer, free_port
+from farmwatch_local.services import MosquittoServer, free_port
 from farmwatch_local.wire import CountingProxy, Counts, make_certificates, tls_listener
 from farmwatch_shared.calibration.calibrate import Calibrator, SensorState
 from farmwatch_shared.calibration.curves import CalibrationBook
@@ -81,7 +89,6 @@ DAY_S = 86_400
 MONTH_DAYS = 30
 START_S = 2.3 * DAY_S
 """Where in the drought scenario the run starts (as the demo does)."""
-EDGE_ENV = REPO_ROOT / "deploy" / "env" / "edge.env.example"
 BASELINE_KEEPALIVE_S = 60
 TLS_TICKET_LIFETIME_S = 7200
 """How long a TLS 1.3 session ticket of the broker (OpenSSL's default) can be resumed."""
@@ -91,35 +98,6 @@ files' rules count on it); the bill runs in real time."""
 HUB_TLS_TICKET_LIFETIME_S = 7 * DAY_S
 """The same for a hub node: nats-server is Go, whose TLS 1.3 tickets live 7 days (its ticket
 keys rotate daily and are kept 7 days)."""
-
-
-def shipped_edge_transport() -> dict[str, str]:
-    """The TLS transport lines of the shipped edge.env (port 8883 and a CA file): proof the
-    benchmark's agent is configured as a deployed one (the values are replaced)."""
-    keys = {}
-    for line in EDGE_ENV.read_text(encoding="utf-8").splitlines():
-        if line.startswith("FARMWATCH_EDGE_MQTT_") and "=" in line:
-            key, value = line.split("=", 1)
-            keys[key] = value
-    if (
-        keys.get("FARMWATCH_EDGE_MQTT_PORT") != "8883"
-        or "FARMWATCH_EDGE_MQTT_TLS_CA_FILE" not in keys
-    ):
-        raise RuntimeError(f"{EDGE_ENV} no longer configures TLS: the benchmark must follow it")
-    return keys
-
-
-def mqtt_env(port: int, ca_file: Path, user: str, password_file: Path) -> dict[str, str]:
-    """The agent's MQTT uplink: the shipped edge.env's TLS transport, to the proxy's ``port``."""
-    env = {
-        "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
-        "FARMWATCH_EDGE_MQTT_PORT": str(port),
-        "FARMWATCH_EDGE_MQTT_TLS_CA_FILE": str(ca_file),
-        "FARMWATCH_EDGE_MQTT_USERNAME": user,
-        "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(password_file),
-    }
-    assert set(shipped_edge_transport()) <= set(env)
-    return env
 
 
 def hub_env(port: int, ca_file: Path, user: str, password_file: Path) -> dict[str, str]:

@@ -16,7 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from farmwatch_local.services import InfluxServer, MosquittoServer
+from farmwatch_local.services import InfluxServer, MosquittoServer, free_port
+from farmwatch_local.wire import make_certificates, tls_listener
 from farmwatch_shared.influx import InfluxV1Writer
 
 COLLECTOR_USER = "farmwatch-collector"
@@ -24,6 +25,36 @@ FARMS = ("oax-mixteca", "oax-istmo", "chis-frailesca")
 REPO = Path(__file__).resolve().parent.parent
 FARM_FILES = REPO / "firmware_configs"
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+EDGE_ENV = REPO / "deploy" / "env" / "edge.env.example"
+
+
+def shipped_edge_transport() -> dict[str, str]:
+    """The TLS transport lines of the shipped edge.env (port 8883 and a CA file): proof the
+    benchmark's agent is configured as a deployed one (the values are replaced)."""
+    keys = {}
+    for line in EDGE_ENV.read_text(encoding="utf-8").splitlines():
+        if line.startswith("FARMWATCH_EDGE_MQTT_") and "=" in line:
+            key, value = line.split("=", 1)
+            keys[key] = value
+    if (
+        keys.get("FARMWATCH_EDGE_MQTT_PORT") != "8883"
+        or "FARMWATCH_EDGE_MQTT_TLS_CA_FILE" not in keys
+    ):
+        raise RuntimeError(f"{EDGE_ENV} no longer configures TLS: the benchmark must follow it")
+    return keys
+
+
+def mqtt_env(port: int, ca_file: Path, user: str, password_file: Path) -> dict[str, str]:
+    """The agent's MQTT uplink: the shipped edge.env's TLS transport, to ``port`` on loopback."""
+    env = {
+        "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
+        "FARMWATCH_EDGE_MQTT_PORT": str(port),
+        "FARMWATCH_EDGE_MQTT_TLS_CA_FILE": str(ca_file),
+        "FARMWATCH_EDGE_MQTT_USERNAME": user,
+        "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(password_file),
+    }
+    assert set(shipped_edge_transport()) <= set(env)
+    return env
 
 
 @dataclass(frozen=True)
@@ -74,7 +105,8 @@ class Endpoint:
 
 @dataclass
 class Stack:
-    """A Mosquitto broker (shipped policy) and an InfluxDB 1.x, started for the benchmarks."""
+    """A Mosquitto broker (shipped policy, with the shipped TLS listener on ``tls_port``, its
+    certificates by the shipped script) and an InfluxDB 1.x, started for the benchmarks."""
 
     workdir: Path
     passwords: dict[str, str] = field(
@@ -82,11 +114,20 @@ class Stack:
     )
     broker: MosquittoServer = field(init=False)
     influx: InfluxServer = field(init=False)
+    tls_port: int = field(init=False)
+    ca_file: Path = field(init=False)
     _databases: int = 0
 
     def __post_init__(self) -> None:
         """The servers, not yet started."""
-        self.broker = MosquittoServer(data_dir=self.workdir / "mosquitto", users=self.passwords)
+        certs = self.workdir / "tls"
+        self.ca_file = make_certificates(certs)
+        self.tls_port = free_port()
+        self.broker = MosquittoServer(
+            data_dir=self.workdir / "mosquitto",
+            users=self.passwords,
+            extra_config=tls_listener(self.tls_port, certs),
+        )
         self.influx = InfluxServer(data_dir=self.workdir / "influxdb")
 
     def start(self) -> None:

@@ -17,7 +17,15 @@ from typing import Any
 import paho.mqtt.client as paho
 from pydantic import SecretStr
 
-from benchmarks.common import COLLECTOR_USER, FARM_FILES, Stack, close, subscribe, wait_until
+from benchmarks.common import (
+    COLLECTOR_USER,
+    FARM_FILES,
+    Stack,
+    close,
+    mqtt_env,
+    subscribe,
+    wait_until,
+)
 from edge.agent import EdgeAgent
 from edge.batching import payload_limit
 from edge.clock_guard import ClockGuard, current_boot_id
@@ -129,10 +137,7 @@ def agent_footprint(
         **{k: v for k, v in os.environ.items() if not k.startswith(("FARMWATCH_", "PYTHON"))},
         "FARMWATCH_EDGE_FARM_FILE": str(FARM_FILE),
         "FARMWATCH_EDGE_SERIAL_PORT": link.path,
-        "FARMWATCH_EDGE_MQTT_HOST": "127.0.0.1",
-        "FARMWATCH_EDGE_MQTT_PORT": str(stack.broker.port),
-        "FARMWATCH_EDGE_MQTT_USERNAME": FARM,
-        "FARMWATCH_EDGE_MQTT_PASSWORD_FILE": str(secret),
+        **mqtt_env(stack.tls_port, stack.ca_file, FARM, secret),  # TLS, as deployed
         "FARMWATCH_EDGE_OUTBOX_PATH": str(run_dir / "outbox.sqlite3"),
         "FARMWATCH_EDGE_LOG_LEVEL": "WARNING",
     }

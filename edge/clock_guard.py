@@ -10,7 +10,7 @@ and is published. Held readings of an earlier boot cannot be corrected; they are
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -32,16 +32,25 @@ class _Timex(ctypes.Structure):
     _fields_ = [("modes", ctypes.c_uint), ("_rest", ctypes.c_byte * 204)]
 
 
+@functools.cache
+def _adjtimex() -> Callable[..., int] | None:
+    """libc's adjtimex, looked up once: the interpreter's own libc (``dlopen(NULL)``), so no
+    ``ctypes.util.find_library``, which runs ``ldconfig -p`` in a child process on every call."""
+    try:
+        function: Callable[..., int] = ctypes.CDLL(None, use_errno=True).adjtimex
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
 def kernel_sync_probe() -> bool | None:
     """Ask the kernel (adjtimex, read-only) whether NTP has synchronised the clock."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+    adjtimex = _adjtimex()
+    if adjtimex is None:
         return None
     try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        timex = _Timex()
-        state = int(libc.adjtimex(ctypes.byref(timex)))
-    except (OSError, AttributeError):
+        state = int(adjtimex(ctypes.pointer(_Timex())))
+    except OSError:
         return None
     if state < 0:
         return None

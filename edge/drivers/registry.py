@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import re
 
 import edge.drivers
@@ -37,5 +36,7 @@ def driver_spec(name: str) -> DriverSpec:
 
 def available_drivers() -> list[str]:
     """Names of the driver modules in ``edge/drivers/`` (modules exposing ``DRIVER``)."""
+    import pkgutil  # only for this list (an error message, the docs): not resident on a Pi
+
     names = (m.name for m in pkgutil.iter_modules(edge.drivers.__path__))
     return sorted(n for n in names if _load(n) is not None)

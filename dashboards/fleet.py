@@ -161,7 +161,11 @@ def _lorawan_panels(board: dashboard_builders.Dashboard) -> None:
         stat_panel(
             "Último mensaje LoRaWAN / last LoRaWAN uplink",
             "Hace cuánto envió cada sensor LoRaWAN su último mensaje (hora del servidor de "
-            "red). How long ago each LoRaWAN sensor last uplinked (network server time).",
+            "red), según el último estado del agente: llega al menos cada 6 h o con una "
+            "novedad, así que puede tener hasta 6 h de retraso; las lecturas llegan con cada "
+            "lote. How long ago each LoRaWAN sensor last uplinked (network server time), from "
+            "the agent's last status: it comes at least every 6 h or with news, so it can be "
+            "up to 6 h behind; the readings come with every batch.",
             grid(0, 21, 8, 8),
         )
         .time_from("7d")

